@@ -1,0 +1,35 @@
+"""`lithair-lab`: a thin command line over the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lithair_lab")
+def main() -> None:
+    """Read, verify, time-travel and compact Lithair data directories."""
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port for JupyterLab (default: its own choice).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+def lab(port: int | None, no_browser: bool) -> None:
+    """Start JupyterLab on the bundled notebooks.
+
+    Example: lithair-lab lab --no-browser
+    """
+    args = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS}"]
+    if os.geteuid() == 0:  # JupyterLab refuses root unless told
+        args.append("--allow-root")
+    if port is not None:
+        args.append(f"--port={port}")
+    if no_browser:
+        args.append("--no-browser")
+    os.execv(sys.executable, args)
