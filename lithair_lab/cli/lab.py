@@ -1,4 +1,4 @@
-"""`lithair-lab`: a thin command line over the library."""
+"""`lithair-lab lab`: JupyterLab on the bundled notebooks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,10 @@ from pathlib import Path
 
 import click
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="lithair_lab")
-def main() -> None:
-    """Read, verify, time-travel and compact Lithair data directories."""
-
-
-@main.command()
+@click.command()
 @click.option("--port", type=int, default=None, help="Port for JupyterLab (default: its own choice).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def lab(port: int | None, no_browser: bool) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: every figure next to an anchor measured in the same run."""

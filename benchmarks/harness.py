@@ -1,0 +1,136 @@
+"""One way to time things and print them, used by every `bench_*.py`.
+
+Each benchmark module exposes ``run(quick: bool) -> list[Row]``. A Row holds a
+measured figure and, where there is one, its anchor measured in the same run;
+the ratio is printed beside both. Times are medians of repeated runs with min
+and max, because the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per run over ``len(runs)`` repetitions."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def min(self) -> float:
+        return min(self.runs)
+
+    @property
+    def max(self) -> float:
+        return max(self.runs)
+
+    def rate(self, n: int) -> Timing:
+        """As events per second for ``n`` events per run (median is still the middle)."""
+        return Timing(tuple(n / t for t in self.runs))
+
+
+def measure(fn: Callable[[], Any], *, repeat: int = 3, setup: Callable[[], Any] | None = None) -> Timing:
+    """Run ``fn`` ``repeat`` times (after ``setup`` each time) and keep the wall-clock seconds."""
+    runs = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return Timing(tuple(runs))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a benchmark table.
+
+    ``value`` and ``anchor`` are Timings or plain numbers in ``unit``. When
+    ``higher_is_better`` the ratio is value/anchor, else anchor/value, so a
+    ratio above 1 always means lithair_lab did better than the anchor.
+    """
+
+    area: str
+    name: str
+    value: Timing | float
+    unit: str
+    anchor_name: str = ""
+    anchor: Timing | float | None = None
+    higher_is_better: bool = False
+    target: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _mid(v: Timing | float) -> float:
+        return v.median if isinstance(v, Timing) else float(v)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.anchor is None:
+            return None
+        a, v = self._mid(self.anchor), self._mid(self.value)
+        if a == 0 or v == 0:
+            return None
+        return v / a if self.higher_is_better else a / v
+
+    @staticmethod
+    def fmt(v: Timing | float | None) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, Timing):
+            return f"{_num(v.median)} [{_num(v.min)}–{_num(v.max)}]"
+        return _num(v)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "area": self.area,
+            "name": self.name,
+            "value": self.fmt(self.value),
+            "unit": self.unit,
+            "anchor": f"{self.anchor_name}: {self.fmt(self.anchor)}" if self.anchor is not None else "",
+            "ratio": f"{self.ratio:.2f}×" if self.ratio is not None else "",
+            "target": self.target,
+        }
+
+
+def _num(x: float) -> str:
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def markdown(rows: list[Row]) -> str:
+    """The rows as a Markdown table (medians with [min–max])."""
+    cols = ["area", "name", "value", "unit", "anchor", "ratio", "target"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        d = r.as_dict()
+        out.append("| " + " | ".join(str(d[c]) for c in cols) + " |")
+    return "\n".join(out)
