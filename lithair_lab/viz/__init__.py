@@ -1,0 +1,15 @@
+"""Altair charts of Lithair logs: aggregated in Polars first, exportable offline.
+
+Every chart takes a data directory or an event frame (million-row inputs are
+fine: they are reduced to at most a few thousand marks), uses a colour-blind
+safe palette, and saves to PNG or SVG with :func:`save`.
+"""
+
+from __future__ import annotations
+
+from .entity import entity_timeline
+from .events import event_rate, log_growth, type_mix
+from .export import save, to_png, to_svg
+from .style import PALETTE
+
+__all__ = ["PALETTE", "entity_timeline", "event_rate", "log_growth", "save", "to_png", "to_svg", "type_mix"]
