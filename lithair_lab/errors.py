@@ -87,7 +87,27 @@ class PolicyError(LithairLabError, ValueError):
 
 
 class ConstraintError(LithairLabError):
-    """A model write was refused by a constraint (unique, foreign key, protected delete...)."""
+    """A model write was refused by a constraint (unique, foreign key, protected delete...).
+
+    ``kind`` is ``"unique"``, ``"foreign_key"``, ``"protected"``, ``"exists"`` or
+    ``"duplicate"``; ``details`` holds what the caller may act on (the
+    conflicting key, the referrers...).
+    """
+
+    def __init__(self, message: str, *, kind: str = "", model: str | None = None, details: dict[str, object] | None = None) -> None:
+        self.kind = kind
+        self.model = model
+        self.details = details or {}
+        super().__init__(message)
+
+
+class ValidationError(LithairLabError, ValueError):
+    """A model write was refused because of a value: wrong type, missing, null, unknown or immutable field."""
+
+    def __init__(self, message: str, *, model: str | None = None, field: str | None = None) -> None:
+        self.model = model
+        self.field = field
+        super().__init__(message)
 
 
 class NotFoundError(LithairLabError, KeyError):
