@@ -21,10 +21,16 @@ from .errors import (
     PolicyError,
     StoreLockedError,
 )
+from .engine import ReducerRegistry, Store, open_store
+from .formats.envelope import RawJSON
 
 __version__ = _version("lithair_lab")
 
 __all__ = [
+    "RawJSON",
+    "ReducerRegistry",
+    "Store",
+    "open_store",
     "CheckpointError",
     "ConstraintError",
     "DamageError",

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from ..errors import InvalidEventError
+
 ENVELOPE_FIELDS = (
     "event_type",
     "event_id",
@@ -125,3 +127,37 @@ def idempotence_key(event_id: str | None, payload: str) -> str:
 def short_type(event_type: str) -> str:
     """The type after the last ``::`` (Era B wrote full Rust paths)."""
     return event_type.rsplit("::", 1)[-1]
+
+
+class RawJSON(str):
+    """A payload that is already JSON text, to be stored verbatim (not re-serialized).
+
+    Used to re-write history exactly (restore, what-if): the string is checked
+    to parse as JSON when it is made, then hashed and stored byte for byte.
+
+    Raises
+    ------
+    InvalidEventError
+        When the string is not valid JSON.
+
+    Examples
+    --------
+    >>> RawJSON('{"price": 1.50}')
+    RawJSON('{"price": 1.50}')
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, text: str) -> RawJSON:
+        if not isinstance(text, str):
+            msg = f"`RawJSON` takes a string of JSON text, got {type(text).__name__}"
+            raise InvalidEventError(msg)
+        try:
+            orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            msg = f"`RawJSON` text is not valid JSON ({e})"
+            raise InvalidEventError(msg) from None
+        return super().__new__(cls, text)
+
+    def __repr__(self) -> str:
+        return f"RawJSON({str.__repr__(self)})"

@@ -1,0 +1,651 @@
+"""The engine: one writer per data directory, in the Era C form of FORMATS.md section 9.
+
+:func:`open_store` opens (or creates) a directory, recovers it (checkpoint,
+replay of what follows it, torn-tail repair, dedup index) and returns a
+:class:`Store` that appends events exactly once, keeps the in-memory state up
+to date, rotates the journal and publishes checkpoints.
+
+Internals that other engine modules build on (compaction): every append goes
+through ``_lock`` (one write lock); ``_switch_journal`` is the one place that
+changes the file being written; ``_write_checkpoint`` publishes a checkpoint
+of the current state for the current journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+import zlib
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import orjson
+
+from ..errors import CheckpointError, DuplicateEventError, FormatError, InvalidEventError, LithairLabError
+from ..formats import bincode, checkpoint, layout
+from ..formats.envelope import U64_MAX, Envelope, RawJSON, event_hash
+from .config import StoreConfig
+from .dedup import DedupIndex
+from .lock import LOCK_NAME, DirectoryLock
+from .recovery import Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
+from .reducers import Reducer, ReducerRegistry, ReplayState
+from .writers import AppendFile, Writer, make_writer
+
+OnDamage = Literal["raise", "report"]
+PRESERVED_SNAPSHOT = "state.raftsnap.before-lithair_lab"
+"""Prefix of the copy kept of a ``state.raftsnap`` this engine did not write, before its first checkpoint."""
+
+_META = {"description": "Lithair event-sourced database", "format": "lithair-db", "version": "1.0.0"}
+
+
+def open_store(
+    path: str | os.PathLike[str],
+    *,
+    mode: Literal["sync", "async", "group"] | None = None,
+    fsync: bool | None = None,
+    binary: bool | None = None,
+    hash_chain: bool | None = None,
+    max_log_file_size: int | None = None,
+    reducers: ReducerRegistry | dict[str, Reducer] | None = None,
+    on_damage: OnDamage = "raise",
+    dedup_persist: bool | None = None,
+    buffer_size: int | None = None,
+    max_events_buffer: int | None = None,
+    flush_interval_ms: int | None = None,
+) -> Store:
+    """Open (or create) a data directory for writing.
+
+    Every option left as None falls back to the upstream environment variable
+    (``LT_`` or ``RS_`` prefix, FORMATS.md section 7), then to its default.
+
+    Parameters
+    ----------
+    path
+        The data directory; created when missing. A file, or a directory that
+        holds files but none of Lithair's, is refused.
+    mode
+        ``"sync"`` (default): the record is written before ``append`` returns.
+        ``"async"`` (default when ``LT_OPT_PERSIST`` is set): a writer thread
+        writes buffered records every ``flush_interval_ms`` or when
+        ``max_events_buffer`` / ``buffer_size`` is reached. ``"group"``:
+        ``append`` returns once its record's batch is fsynced; concurrent
+        appenders share fsyncs. See the README's durability table for what a
+        crash can lose in each.
+    fsync
+        fsync after each write (sync) or batch (async); ``LT_FSYNC_ON_APPEND``.
+        Always on in group mode.
+    binary
+        Write length-prefixed bincode frames (``LT_ENABLE_BINARY``). None
+        follows the existing journal (a file never mixes encodings), else JSON.
+    hash_chain
+        Chain events by SHA-256 (default on; ``LT_DISABLE_HASH_CHAIN``).
+    max_log_file_size
+        Rotate ``events.raftlog`` to ``events.raftlog.N`` past this many bytes;
+        0 (default) never rotates. No segment is ever deleted.
+    reducers
+        Custom reducers by event type, as a :class:`ReducerRegistry` or a
+        ``{event_type: reducer}`` dict, used for the replay and for appends;
+        CRUD types without one use the built-in semantics.
+    on_damage
+        ``"raise"`` (default): damage inside a journal stops the open with a
+        :class:`~lithair_lab.errors.DamageError`. ``"report"``: open anyway;
+        damaged records stay in place untouched, are skipped by the replay and
+        are listed in :attr:`Store.damage`.
+    dedup_persist
+        Keep ``dedup.raftids`` (``LT_DEDUP_PERSIST``, default on). Off, the
+        idempotence set is rebuilt from the whole journal on open.
+    buffer_size, max_events_buffer, flush_interval_ms
+        The async writer's thresholds (``LT_BUFFER_SIZE``, ``LT_MAX_EVENTS_BUFFER``,
+        ``LT_FLUSH_INTERVAL_MS``).
+
+    Returns
+    -------
+    Store
+        Holding the directory's write lock until :meth:`Store.close`.
+
+    Raises
+    ------
+    StoreLockedError
+        Another process (or another open store) writes this directory.
+    DamageError
+        A record inside a journal is damaged (with ``on_damage="raise"``).
+    CheckpointError
+        ``state.raftsnap`` holds a checkpoint that fails verification.
+    FormatError
+        The path is a file, or not a Lithair data directory.
+
+    Examples
+    --------
+    >>> import lithair_lab as ll
+    >>> with ll.open_store(tmp / "shop") as store:  # doctest: +SKIP
+    ...     store.append("ProductCreated", {"id": "p1", "name": "Pen"}, aggregate_id="p1")
+    ...     store.state["Product"]["p1"]
+    {'id': 'p1', 'name': 'Pen'}
+    """
+    if on_damage not in ("raise", "report"):
+        msg = f"`on_damage` must be 'raise' or 'report', got {on_damage!r}"
+        raise ValueError(msg)
+    config = StoreConfig.resolve(
+        mode=mode,
+        fsync=fsync,
+        binary=binary,
+        hash_chain=hash_chain,
+        max_log_file_size=max_log_file_size,
+        dedup_persist=dedup_persist,
+        buffer_size=buffer_size,
+        max_events_buffer=max_events_buffer,
+        flush_interval_ms=flush_interval_ms,
+    )
+    return Store(Path(path), config, ReducerRegistry.coerce(reducers), on_damage=on_damage)
+
+
+class Store:
+    """An open data directory: append events, read the live state, snapshot, close.
+
+    Made by :func:`open_store`. Thread-safe: many threads may append at once.
+    """
+
+    def __init__(
+        self, path: Path, config: StoreConfig, registry: ReducerRegistry, *, on_damage: OnDamage = "raise"
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.damage: list[Damage] = []
+        """Damaged records skipped at open (only with ``on_damage="report"``)."""
+        self.torn_tails: list[Path] = []
+        """Side files that received torn tails cut at open."""
+        self.legacy_snapshot: Any = None
+        """A legacy raw snapshot found in ``state.raftsnap`` (it covers no records), else None."""
+        self._lock = threading.Lock()
+        self._closed = True
+        _check_directory(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._dirlock = DirectoryLock(path)
+        try:
+            self._recover(registry, on_damage)
+        except BaseException:
+            self._dirlock.release()
+            raise
+        self._closed = False
+
+    # ------------------------------------------------------------------ open
+
+    def _recover(self, registry: ReducerRegistry, on_damage: OnDamage) -> None:
+        self._write_meta_once()
+        cp, cp_file = self._load_checkpoint()
+        state: ReplayState | None = None
+        if cp is not None and ReplayState.is_ours(obj := orjson.loads(cp.state)):
+            try:
+                state = ReplayState.from_obj(obj, registry)
+            except ValueError as e:
+                raise CheckpointError(self.path / layout.SNAPSHOT, str(e)) from None
+        # Which files make up the history (FORMATS.md 4), and where the replay starts:
+        # after the checkpoint when its state is ours, else from the very beginning
+        # (a legacy snapshot or an upstream checkpoint state cannot seed our state).
+        native = cp is not None and cp.journal != layout.ACTIVE
+        self._active_name = cp.journal if cp is not None and native else layout.ACTIVE
+        files = layout.journal_files(self.path, self._active_name if native else None)
+        start_file, start, start_records = 0, 0, 0
+        self._prev: str | None = None
+        self._from_checkpoint = state is not None
+        if state is not None and cp is not None and cp_file is not None:
+            start_file, start, start_records = files.index(cp_file), cp.offset, cp.covered_events
+            self._prev = cp.last_event_hash
+        else:
+            state = ReplayState(registry)
+        self._state = state
+        self._checkpointed = cp is not None
+        tail_ids: list[bytes] = []
+        active = files[-1]
+        active_records = start_records if start_file == len(files) - 1 else 0
+        for i in range(start_file, len(files)):
+            f = files[i]
+            encoding = detect_encoding(f)
+            if encoding is None:
+                continue
+            offset = start if i == start_file else 0
+            reader = JournalReader(
+                f,
+                encoding,
+                start=offset,
+                start_line=_line_number(f, offset) if encoding == "json" and offset else 1,
+                on_damage=on_damage,
+                tail_is_torn=f == active,
+            )
+            for rec in reader:
+                env = rec.env
+                state.apply(env)
+                if f == active:
+                    active_records += 1
+                if env is None:
+                    self._prev = None
+                    continue
+                self._prev = env.event_hash
+                tail_ids.append(env.event_id.encode())
+            self.damage.extend(reader.damage)
+            if reader.torn_at is not None:
+                self.torn_tails.append(cut_tail(f, reader.torn_at))
+        self._active_records = active_records
+        self._encoding = self._choose_encoding(active, files)
+        self._dedup = self._load_dedup(tail_ids, files, on_damage)
+        journal = AppendFile(active)
+        ids = AppendFile(self.path / layout.DEDUP) if self.config.dedup_persist else None
+        self._writer: Writer = make_writer(journal, ids, self.config)
+        self._active_size = journal.size
+
+    def _write_meta_once(self) -> None:
+        meta = self.path / layout.META
+        if meta.exists():
+            return
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {"created_at": created, **_META, "writer": "lithair_lab"}
+        _publish(meta, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+    def _load_checkpoint(self) -> tuple[checkpoint.Checkpoint | None, Path | None]:
+        """The verified checkpoint and the journal file it covers a prefix of, or (None, None)."""
+        snap = self.path / layout.SNAPSHOT
+        try:
+            raw = snap.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            msg = f"not JSON ({e}), so neither a checkpoint nor a legacy snapshot\n\nMove it aside to open the directory from its journal alone."
+            raise CheckpointError(snap, msg) from None
+        if not checkpoint.is_manifest(obj):
+            self.legacy_snapshot = obj  # covers no records: the whole journal replays
+            return None, None
+        try:
+            cp = checkpoint.parse_manifest(obj)
+        except ValueError as e:
+            raise CheckpointError(snap, str(e)) from None
+        journal = self.path / cp.journal
+        candidates = [journal]
+        if cp.journal == layout.ACTIVE and (segs := layout.segments(self.path)):
+            candidates.append(segs[-1])  # a crash between rotating and re-checkpointing
+        first_error = ""
+        for candidate in candidates:
+            try:
+                with open(candidate, "rb") as f:
+                    checkpoint.verify_prefix(cp, f)
+            except FileNotFoundError:
+                first_error = first_error or f"its journal `{cp.journal}` is missing"
+                continue
+            except ValueError as e:
+                first_error = first_error or str(e)
+                continue
+            return cp, candidate  # the newest segment when a rotation was cut short
+        msg = f"checkpoint cannot be trusted: {first_error}\n\nThe journal changed after the checkpoint was taken; move `state.raftsnap` aside to replay the journal alone."
+        raise CheckpointError(snap, msg)
+
+    def _choose_encoding(self, active: Path, files: list[Path]) -> Encoding:
+        existing = detect_encoding(active)
+        wanted = self.config.binary
+        if existing is not None:
+            if wanted is not None and (existing == "binary") != wanted:
+                want = "binary" if wanted else "JSON"
+                msg = (
+                    f"the journal is {existing}, but {want} records were asked for; one file never mixes encodings"
+                    f"\n\nOpen with `binary={existing == 'binary'}` (or unset `LT_ENABLE_BINARY`)."
+                )
+                raise FormatError(active, msg)
+            return existing
+        if wanted is not None:
+            return "binary" if wanted else "json"
+        for f in reversed(files[:-1]):  # an empty active file after a rotation: keep the segments' encoding
+            enc = detect_encoding(f)
+            if enc is not None:
+                return enc
+        return "json"
+
+    def _load_dedup(self, tail_ids: list[bytes], files: list[Path], on_damage: OnDamage) -> DedupIndex:
+        """The idempotence set: ``dedup.raftids`` plus the ids of the records replayed after the checkpoint."""
+        index = DedupIndex()
+        ids_path = self.path / layout.DEDUP
+        if self.config.dedup_persist and ids_path.exists():
+            index.update(self._read_ids(ids_path))
+        elif self._from_checkpoint:
+            # no durable index: the ids of the covered prefix are only in the journal
+            tail_ids = [*self._all_ids(files, on_damage), *tail_ids]
+        index.update(tail_ids)
+        return index
+
+    def _read_ids(self, ids_path: Path) -> list[bytes]:
+        with open(ids_path, "rb") as f:
+            data = f.read()
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):  # a torn last id: its event, if written, is in the journal
+            self.torn_tails.append(cut_tail(ids_path, cut))
+        return data[:cut].split(b"\n")[:-1]
+
+    def _all_ids(self, files: list[Path], on_damage: OnDamage) -> list[bytes]:
+        out = []
+        for f in files:
+            enc = detect_encoding(f)
+            if enc is not None:
+                out += [r.env.event_id.encode() for r in JournalReader(f, enc, on_damage=on_damage) if r.env]
+        return out
+
+    # ------------------------------------------------------------- public API
+
+    @property
+    def state(self) -> dict[str, dict[str, Any]]:
+        """The live state: model -> entity key -> object. Read it; do not mutate it.
+
+        It is the store's own dict, updated by every append; copy it (or hold
+        no iterator across appends from other threads) when you need a stable view.
+        """
+        return self._state.models
+
+    @property
+    def versions(self) -> dict[str, dict[str, list[int]]]:
+        """model -> key -> ``[version_count, last_timestamp, last_seq]`` of CRUD entities."""
+        return self._state.versions
+
+    @property
+    def event_count(self) -> int:
+        """Records in the whole history (rotated segments included); the next event's ``seq``."""
+        return self._state.events
+
+    @property
+    def last_hash(self) -> str | None:
+        """``event_hash`` of the last record (None when it has none)."""
+        return self._prev
+
+    @property
+    def binary(self) -> bool:
+        """True when the active journal is written as bincode frames."""
+        return self._encoding == "binary"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def register(self, event_type: str, reducer: Reducer) -> None:
+        """Use ``reducer`` for future events of ``event_type`` (short type).
+
+        The replay on open only knows the reducers given to :func:`open_store`;
+        pass them there so that reopening rebuilds the same state.
+        """
+        self._state.registry.register(event_type, reducer)
+
+    def append(
+        self,
+        event_type: str,
+        payload: Any,
+        *,
+        event_id: str | None = None,
+        aggregate_id: str | None = None,
+        timestamp: int | None = None,
+    ) -> Envelope:
+        """Append one event exactly once and apply it to the state.
+
+        Parameters
+        ----------
+        event_type
+            A non-empty string, e.g. ``"ProductCreated"``.
+        payload
+            Any JSON-serializable object, serialized compactly; a
+            :class:`~lithair_lab.RawJSON` string is stored verbatim. At most
+            64 MiB once serialized.
+        event_id
+            The idempotence key (no newline). None: ``json:`` + the SHA-256 of
+            the payload string, so an identical payload is a duplicate.
+        aggregate_id
+            The entity key, or None.
+        timestamp
+            Unix seconds (a non-negative integer); None: now.
+
+        Returns
+        -------
+        Envelope
+            The stored envelope, with its hash-chain fields.
+
+        Raises
+        ------
+        DuplicateEventError
+            The idempotence key was already appended (in this process, before a
+            restart, in a rotated segment, or before a compaction).
+        InvalidEventError
+            A bad argument; the store is unchanged and stays usable.
+        """
+        body = _payload_string(payload, self.config.max_payload_bytes)
+        _check_event(event_type, event_id, aggregate_id, timestamp)
+        ts = int(time.time()) if timestamp is None else timestamp
+        key = event_id if event_id else "json:" + hashlib.sha256(body.encode()).hexdigest()
+        with self._lock:
+            if self._closed:
+                msg = f"store `{self.path}` is closed"
+                raise LithairLabError(msg)
+            if not self._dedup.add(key):
+                raise DuplicateEventError(key)
+            prev = self._prev
+            h = event_hash(event_type, key, ts, body, aggregate_id, prev) if self.config.hash_chain else None
+            env = Envelope(event_type, key, ts, body, aggregate_id, h, prev if h is not None else None)
+            record = self._encode(env)
+            try:
+                if self.config.max_log_file_size and self._active_size and (
+                    self._active_size + len(record) > self.config.max_log_file_size
+                ):
+                    self._rotate()
+                ticket = self._writer.submit(record, key.encode() + b"\n")
+            except BaseException:
+                self._dedup.discard(key)
+                raise
+            self._prev = h
+            self._active_size += len(record)
+            self._active_records += 1
+            self._state.apply(env)
+        self._writer.wait(ticket)
+        return env
+
+    def flush(self, *, fsync: bool = False) -> None:
+        """Barrier: every event appended so far is written to the journal (and fsynced when
+        the mode fsyncs, or when ``fsync=True``)."""
+        with self._lock:
+            self._check_open()
+            self._writer.drain()
+            if fsync:
+                self._writer.sync_all()
+
+    def snapshot(self) -> checkpoint.Checkpoint:
+        """Publish the current state as an Era C checkpoint in ``state.raftsnap``.
+
+        A barrier first (everything appended is written and fsynced), then the
+        manifest is written to a temp file, fsynced, renamed over
+        ``state.raftsnap`` and the directory fsynced. Opening the store later
+        starts from it and replays only what follows. A ``state.raftsnap``
+        this engine did not write is kept first as
+        ``state.raftsnap.before-lithair_lab-<UTC time>``.
+        """
+        with self._lock:
+            self._check_open()
+            return self._write_checkpoint()
+
+    def close(self) -> None:
+        """Write and fsync everything, stop the writer, release the lock (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._writer.close()
+                self._writer.sync_all()
+            finally:
+                self._writer.journal.close()
+                if self._writer.ids is not None:
+                    self._writer.ids.close()
+                self._dirlock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.config.mode}, {self.event_count} events"
+        return f"<Store {str(self.path)!r} ({state})>"
+
+    # -------------------------------------------------------------- internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = f"store `{self.path}` is closed"
+            raise LithairLabError(msg)
+
+    def _encode(self, env: Envelope) -> bytes:
+        if self._encoding == "binary":
+            return bincode.encode_frame(env)
+        json = orjson.dumps({
+            "event_type": env.event_type, "event_id": env.event_id, "timestamp": env.timestamp,
+            "payload": env.payload, "aggregate_id": env.aggregate_id,
+            "event_hash": env.event_hash, "previous_hash": env.previous_hash,
+        })  # fmt: skip
+        return b"%08x:%s\n" % (zlib.crc32(json), json)
+
+    def _rotate(self) -> None:
+        """Rename the active journal to the next ``events.raftlog.N`` and start a new one."""
+        if self._active_name != layout.ACTIVE:
+            return  # an upstream native journal is never rotated (Era C has no rotation)
+        segs = layout.segments(self.path)
+        n = int(layout.SEGMENT.fullmatch(segs[-1].name).group(1)) + 1 if segs else 1  # type: ignore[union-attr]
+        self._switch_journal(self.path / f"{layout.ACTIVE}.{n}")
+
+    def _switch_journal(self, retire_to: Path) -> None:
+        """The one place the written file changes: drain, fsync, rename the active
+        journal to ``retire_to``, open a fresh active journal, re-checkpoint.
+
+        Call with ``_lock`` held. A checkpoint naming ``events.raftlog`` would no
+        longer match the renamed file, so one is re-published for the new
+        (empty) journal when the directory has a checkpoint; a crash before that
+        is recovered on open (the old checkpoint is found to match the newest segment).
+        """
+        active = self.path / self._active_name
+        self._writer.drain()
+        self._writer.sync_all()
+        if retire_to.exists():
+            raise FileExistsError(f"refusing to overwrite `{retire_to}`")
+        os.rename(active, retire_to)
+        fsync_dir(self.path)
+        old = self._writer.switch(AppendFile(active))
+        old.close()
+        self._active_size = 0
+        self._active_records = 0
+        if self._checkpointed:
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> checkpoint.Checkpoint:
+        self._writer.drain()
+        self._writer.sync_all()
+        journal = self.path / self._active_name
+        h = hashlib.sha256()
+        size = 0
+        with open(journal, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        cp = checkpoint.Checkpoint(
+            journal=self._active_name,
+            offset=size,
+            covered_events=self._active_records,
+            prefix_sha256=h.hexdigest(),
+            last_event_hash=self._prev,
+            state=self._state.to_json(),
+        )
+        snap = self.path / layout.SNAPSHOT
+        if not self._checkpointed and snap.exists():
+            keep = self.path / f"{PRESERVED_SNAPSHOT}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            os.link(snap, keep)
+        _publish(snap, cp.to_bytes(), tmp_name=f"native-snapshot-{uuid.uuid4()}.tmp")
+        self._checkpointed = True
+        return cp
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _publish(target: Path, data: bytes, *, tmp_name: str | None = None) -> None:
+    """Write ``data`` to a temp file, fsync, rename over ``target``, fsync the directory."""
+    tmp = target.with_name(tmp_name or f".{target.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """1-based number of the line starting at ``offset`` (for error messages)."""
+    n = 1
+    with open(path, "rb") as f:
+        remaining = offset
+        while remaining:
+            chunk = f.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            n += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return n
+
+
+def _check_directory(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise FormatError(path, "is a file, not a data directory\n\nGive the directory that holds `events.raftlog`.")
+    if not path.is_dir():
+        return
+    names = [p.name for p in path.iterdir() if not p.name.startswith(".") and p.name != LOCK_NAME]
+    if names and not layout.is_data_dir(path) and not any(n.startswith("torn-") for n in names):
+        shown = ", ".join(f"`{n}`" for n in sorted(names)[:5])
+        msg = (
+            f"is not a Lithair data directory: it holds {shown}{' …' if len(names) > 5 else ''} but no"
+            " `events.raftlog`, `state.raftsnap` or other Lithair file\n\nGive an empty or new directory to create a store."
+        )
+        raise FormatError(path, msg)
+
+
+def _payload_string(payload: Any, limit: int) -> str:
+    if isinstance(payload, RawJSON):
+        body = str(payload)
+    else:
+        try:
+            body = orjson.dumps(payload).decode()
+        except TypeError as e:
+            msg = f"`payload` is not JSON-serializable ({e})\n\nPass plain dicts, lists, strings, numbers, booleans or None, or a `RawJSON` string."
+            raise InvalidEventError(msg) from None
+    if len(body) > limit // 4 and len(body.encode()) > limit:
+        msg = f"`payload` is {len(body.encode()):,} bytes serialized, above the {limit:,}-byte limit"
+        raise InvalidEventError(msg)
+    return body
+
+
+def _check_event(event_type: Any, event_id: Any, aggregate_id: Any, timestamp: Any) -> None:
+    if not isinstance(event_type, str) or not event_type:
+        msg = f"`event_type` must be a non-empty string, got {event_type!r}"
+        raise InvalidEventError(msg)
+    if event_id is not None:
+        if not isinstance(event_id, str):
+            msg = f"`event_id` must be a string or None, got {type(event_id).__name__}"
+            raise InvalidEventError(msg)
+        if "\n" in event_id or "\r" in event_id:
+            msg = f"`event_id` {event_id!r} contains a line break\n\n`dedup.raftids` stores one id per line."
+            raise InvalidEventError(msg)
+    if aggregate_id is not None and not isinstance(aggregate_id, str):
+        msg = f"`aggregate_id` must be a string or None, got {type(aggregate_id).__name__}"
+        raise InvalidEventError(msg)
+    if timestamp is not None and (
+        not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 <= timestamp <= U64_MAX
+    ):
+        msg = f"`timestamp` must be a non-negative integer of Unix seconds, got {timestamp!r}"
+        raise InvalidEventError(msg)
+
+
+__all__ = ["Store", "open_store"]

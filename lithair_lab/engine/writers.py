@@ -1,0 +1,226 @@
+"""The three durability modes: how record bytes reach the disk.
+
+Every writer takes whole records (journal bytes plus their ``dedup.raftids``
+lines) and writes the journal bytes first, the ids after: an id must never be
+durable for an event that is not, or a retry of a lost event would be refused.
+
+=========  ===================================================  =========================================
+mode       ``append`` returns when                               a crash can lose
+=========  ===================================================  =========================================
+``sync``   the record is written to the file (``write(2)``);    process crash: nothing acknowledged;
+           with ``fsync`` also fsynced                          power cut: unfsynced records (none with ``fsync``)
+``async``  the record is queued for the writer thread           process crash or power cut: the buffer, i.e. up
+                                                                to ``flush_interval_ms`` / ``max_events_buffer`` /
+                                                                ``buffer_size`` of acknowledged records
+``group``  the record's batch is written and fsynced            nothing acknowledged
+=========  ===================================================  =========================================
+
+``flush()`` (:meth:`Writer.drain`) and ``close()`` are barriers: everything
+submitted before is written, and fsynced when the mode fsyncs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from .config import StoreConfig
+
+
+class AppendFile:
+    """An ``O_APPEND`` file descriptor and the file's size (one per journal, one for dedup ids)."""
+
+    __slots__ = ("fd", "path", "size")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.size = os.fstat(self.fd).st_size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data`` (regular files may still return short counts, e.g. on a full disk)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            self.size += n
+            view = view[n:]
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Writer:
+    """Base of the writers. The store calls :meth:`submit` under its write lock, then
+    :meth:`wait` outside it with the returned ticket."""
+
+    def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig) -> None:
+        self.journal = journal
+        self.ids = ids
+        self.config = config
+
+    def submit(self, record: bytes, ids: bytes) -> int:
+        raise NotImplementedError
+
+    def wait(self, ticket: int) -> None:
+        """Block until the record with ``ticket`` is as durable as the mode promises."""
+
+    def drain(self) -> None:
+        """Barrier: everything submitted is written (and fsynced when the mode fsyncs)."""
+
+    def switch(self, journal: AppendFile) -> AppendFile:
+        """Make ``journal`` the file written from now on; returns the previous one. Call after :meth:`drain`."""
+        old, self.journal = self.journal, journal
+        return old
+
+    def sync_all(self) -> None:
+        """fsync the journal and the dedup ids (used before a checkpoint and at close)."""
+        self.journal.sync()
+        if self.ids is not None:
+            self.ids.sync()
+
+    def close(self) -> None:
+        self.drain()
+
+
+class SyncWriter(Writer):
+    """Writes each record before ``append`` returns; fsyncs it too when ``fsync`` is set."""
+
+    def submit(self, record: bytes, ids: bytes) -> int:
+        self.journal.write(record)
+        if self.config.fsync:
+            self.journal.sync()
+        if self.ids is not None and ids:
+            self.ids.write(ids)
+        return 0
+
+
+class BufferedWriter(Writer):
+    """A writer thread fed by a buffer; ``group=True`` makes appends wait for their fsync.
+
+    async: the thread writes when ``max_events_buffer`` records or
+    ``buffer_size`` bytes are pending, or every ``flush_interval_ms``.
+    group: the thread writes and fsyncs whatever is pending as soon as it is
+    free, so appends that arrive during one fsync share the next.
+    Submitters block when 4 x ``buffer_size`` bytes are pending (flat memory).
+    """
+
+    def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig, *, group: bool) -> None:
+        super().__init__(journal, ids, config)
+        self.group = group
+        self._cond = threading.Condition(threading.Lock())
+        self._buf = bytearray()
+        self._ids = bytearray()
+        self._pending = 0  # records in _buf
+        self._submitted = 0  # tickets handed out
+        self._durable = 0  # tickets written (and fsynced when fsyncing)
+        self._flush_wanted = False
+        self._closing = False
+        self._error: BaseException | None = None
+        self._high_water = max(4 * config.buffer_size, 1 << 16)
+        self._thread = threading.Thread(target=self._run, name="lithair_lab-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: bytes, ids: bytes) -> int:
+        with self._cond:
+            self._check()
+            while len(self._buf) >= self._high_water and self._error is None:
+                self._flush_wanted = True
+                self._cond.notify_all()
+                self._cond.wait()
+            self._check()
+            self._buf += record
+            self._ids += ids
+            self._pending += 1
+            self._submitted += 1
+            if (
+                self.group
+                or self._pending >= max(self.config.max_events_buffer, 1)
+                or len(self._buf) >= self.config.buffer_size
+            ):
+                self._cond.notify_all()
+            return self._submitted
+
+    def wait(self, ticket: int) -> None:
+        if not self.group:
+            return
+        with self._cond:
+            while self._durable < ticket:
+                self._check()
+                self._cond.wait()
+
+    def drain(self) -> None:
+        with self._cond:
+            target = self._submitted
+            while self._durable < target:
+                self._check()
+                self._flush_wanted = True
+                self._cond.notify_all()
+                self._cond.wait()
+            self._check()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._thread.join()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            msg = f"the journal writer thread failed; events after the last flush were not written: {self._error}"
+            raise OSError(msg) from self._error
+
+    def _run(self) -> None:
+        interval = self.config.flush_interval_ms / 1000
+        while True:
+            with self._cond:
+                while not self._buf and not self._closing:
+                    self._cond.wait()
+                if not self._buf:
+                    return  # closing, nothing left
+                if not self.group:  # async: let a batch gather for one interval unless pushed
+                    deadline = time.monotonic() + interval
+                    while not self._due() and (left := deadline - time.monotonic()) > 0:
+                        self._cond.wait(left)
+                buf, ids, upto = self._buf, self._ids, self._submitted
+                self._buf, self._ids, self._pending = bytearray(), bytearray(), 0
+                self._flush_wanted = False
+                self._cond.notify_all()  # submitters blocked on the high-water mark
+            try:
+                self.journal.write(buf)
+                if self.group or self.config.fsync:
+                    self.journal.sync()
+                if self.ids is not None and ids:
+                    self.ids.write(ids)
+            except BaseException as e:  # noqa: BLE001 - handed to every waiter, then the thread ends
+                with self._cond:
+                    self._error = e
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._durable = upto
+                self._cond.notify_all()
+
+    def _due(self) -> bool:
+        return (
+            self._flush_wanted
+            or self._closing
+            or self._pending >= max(self.config.max_events_buffer, 1)
+            or len(self._buf) >= self.config.buffer_size
+        )
+
+
+def make_writer(journal: AppendFile, ids: AppendFile | None, config: StoreConfig) -> Writer:
+    """The writer for ``config.mode``."""
+    if config.mode == "sync":
+        return SyncWriter(journal, ids, config)
+    return BufferedWriter(journal, ids, config, group=config.mode == "group")
