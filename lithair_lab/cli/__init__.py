@@ -31,6 +31,9 @@ def _register() -> None:
     from . import lab
 
     main.add_command(lab.lab)
+    from . import serve
+
+    main.add_command(serve.serve)
 
 
 _register()
