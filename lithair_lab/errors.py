@@ -82,6 +82,18 @@ class HorizonError(LithairLabError):
     """A moment lies before the earliest point a directory can still reconstruct exactly."""
 
 
+class MomentError(LithairLabError, ValueError):
+    """A moment (``at=``, ``position=``, ``seq=``) that cannot be understood."""
+
+
+class LithairLabWarning(UserWarning):
+    """Root of every warning issued by lithair_lab."""
+
+
+class HistoryWarning(LithairLabWarning):
+    """A history holds inconsistencies (an update before its create, a delete of an unknown entity...)."""
+
+
 class PolicyError(LithairLabError, ValueError):
     """A compaction policy is invalid or would lose state."""
 
