@@ -37,7 +37,7 @@ def generate(
     weeks
         Time span covered by the events' timestamps.
     snapshot_every
-        Publish a checkpoint every this many events (and once at the end); None for none.
+        Publish a checkpoint after every this many events; None for none.
     progress
         Show a tqdm progress bar.
     **store_options
@@ -77,6 +77,4 @@ def generate(
             if i % 1024 == 0:
                 bar.update(1024)
         bar.update(events - bar.n)
-        if snapshot_every:
-            store.snapshot()
     return path
