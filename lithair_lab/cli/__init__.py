@@ -34,6 +34,9 @@ def _register() -> None:
     from . import serve
 
     main.add_command(serve.serve)
+    from . import generate
+
+    main.add_command(generate.generate)
 
 
 _register()
