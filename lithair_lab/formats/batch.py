@@ -1,0 +1,613 @@
+"""Whole-file vectorized decoding: journal bytes -> envelope columns + damage rows.
+
+This is the single codec for reading many records at once. It agrees record
+for record with the per-record reference codec (:mod:`.jsonlines`,
+:mod:`.envelope`, :mod:`.bincode`), which it reuses as the slow path for
+damaged or unusual regions:
+
+- JSON journals are split into lines by Polars, CRC-checked, and parsed by
+  Polars' NDJSON reader in one call. A row goes to the reference path
+  (``orjson`` + :func:`.envelope.envelope_from_obj`) when the fast parse cannot
+  vouch for it: a missing required field, a field whose compact form shows it
+  is not a string, a ``\\u`` surrogate escape, or a chunk the NDJSON reader
+  refuses (then the whole chunk is decoded record by record).
+- Binary journals are walked frame by frame (each length prefix says where the
+  next frame starts, so there is nothing to vectorize before the walk); bodies
+  are decoded by :func:`.bincode.decode_body`.
+
+Files are read in chunks aligned on record boundaries (:func:`read_journal`),
+so memory stays flat whatever the file's size, and no record is ever larger
+than ``max_record_size`` in memory: a longer line or frame is reported, not
+loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import polars as pl
+
+from . import bincode, crud, jsonlines
+from .envelope import ENVELOPE_FIELDS, Envelope, envelope_from_obj, short_type
+from .schema import DAMAGE_SCHEMA, EVENT_SCHEMA
+
+Encoding = Literal["json", "binary", "unframed_binary", "empty"]
+
+#: Columns of a decoded batch: the event frame without ``seq`` and ``store``,
+#: which only the caller knows (position in the whole history, store name).
+RECORD_SCHEMA: dict[str, pl.DataType] = {k: v for k, v in EVENT_SCHEMA.items() if k not in ("seq", "store")}
+_DAMAGE_COLUMNS = {k: v for k, v in DAMAGE_SCHEMA.items() if k != "store"}
+
+CHUNK_SIZE = 64 << 20
+MAX_RECORD_SIZE = 256 << 20
+RAW_PREVIEW = 200  # bytes of a damaged record shown in the damage report
+
+# Damage kinds (DAMAGE_SCHEMA's `kind`).
+BAD_CRC = "bad_crc"
+BAD_JSON = "bad_json"
+BAD_UTF8 = "bad_utf8"
+TORN_TAIL = "torn_tail"
+FRAME_PAST_EOF = "frame_past_eof"
+BAD_FRAME = "bad_frame"
+OVERSIZED = "oversized_record"
+UNFRAMED_BINARY = "unframed_binary"
+
+_NDJSON_SCHEMA = {
+    "event_type": pl.String,
+    "event_id": pl.String,
+    "timestamp": pl.Int64,
+    "payload": pl.String,
+    "aggregate_id": pl.String,
+    "event_hash": pl.String,
+    "previous_hash": pl.String,
+}
+_STRING_FIELDS = tuple(k for k in ENVELOPE_FIELDS if k != "timestamp")
+_WS = b" \t\r\n\x0b\x0c"
+_BLANK = r"^[ \t\r\x0b\x0c]*$"  # a line of ASCII whitespace only (bytes.strip's set)
+# Unix seconds that fit a microsecond Datetime (i64); others become null.
+_MAX_SECONDS = (2**63 - 1) // 1_000_000
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records and damage decoded from one region of a journal.
+
+    ``end_offset`` / ``end_line`` are where the next region starts: every byte
+    before them was either a record, a blank line or reported as damage.
+    """
+
+    records: pl.DataFrame
+    damage: pl.DataFrame
+    end_offset: int
+    end_line: int
+
+
+def detect_encoding(head: bytes) -> Encoding:
+    """Tell JSON lines from binary frames by content (the first bytes of a file).
+
+    JSON text never holds a NUL byte, while a binary frame starts with a
+    little-endian u64 length whose high bytes are zero. Binary records written
+    with a newline and no length (upstream's async writer) are recognised by
+    a first line that decodes as a bincode envelope.
+    """
+    if not head:
+        return "empty"
+    if b"\x00" not in head[:64]:
+        return "json"
+    if len(head) >= bincode.FRAME_HEADER:
+        (n,) = bincode.LEN.unpack_from(head)
+        if 0 < n < 1 << 32:
+            return "binary"
+    nl = head.find(b"\n")
+    while nl != -1:
+        try:
+            bincode.decode_body(head[:nl])
+            return "unframed_binary"
+        except (bincode.BincodeError, ValueError):
+            nl = head.find(b"\n", nl + 1)
+    return "binary"
+
+
+def show_raw(data: bytes) -> str:
+    """Damaged bytes shown safely: valid UTF-8 kept, the rest escaped, truncated."""
+    cut = data[:RAW_PREVIEW]
+    text = cut.decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return text + (f"… ({len(data)} bytes)" if len(data) > RAW_PREVIEW else "")
+
+
+class _Damage:
+    """Collects damage rows of one batch."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, offset: int, line: int | None, kind: str, detail: str, raw: bytes) -> None:
+        self.rows.append(
+            {"file": self.file, "offset": offset, "line": line, "kind": kind, "detail": detail, "raw": show_raw(raw)}
+        )
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=_DAMAGE_COLUMNS, orient="row") if self.rows else empty_damage()
+
+
+def empty_damage() -> pl.DataFrame:
+    """A damage frame with no rows (``DAMAGE_SCHEMA`` without ``store``)."""
+    return pl.DataFrame(schema=_DAMAGE_COLUMNS)
+
+
+def empty_records() -> pl.DataFrame:
+    """A record frame with no rows (:data:`RECORD_SCHEMA`)."""
+    return pl.DataFrame(schema=RECORD_SCHEMA)
+
+
+# ---------------------------------------------------------------------------
+# Per-record reference path (also the slow path of the vectorized decoder)
+
+
+def decode_json_record(body: bytes) -> tuple[Envelope | None, str | None, str | None]:
+    """Decode one JSON record body: ``(envelope, raw_text, damage_kind)``.
+
+    Exactly one of the three is set: an envelope; the raw JSON text of a valid
+    non-envelope record; or the kind of damage (``bad_utf8``/``bad_json``).
+    """
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None, None, BAD_UTF8
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None, BAD_JSON
+    env = envelope_from_obj(obj)
+    return (env, None, None) if env is not None else (None, text, None)
+
+
+def _json_detail(body: bytes, kind: str) -> str:
+    if kind == BAD_UTF8:
+        try:
+            body.decode()
+        except UnicodeDecodeError as e:
+            return f"invalid UTF-8 at byte {e.start} of the record ({e.reason})"
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        return f"not JSON: {e}"
+    return ""
+
+
+def _record_row(env: Envelope | None, raw: str | None, encoding: str) -> dict[str, Any]:
+    if env is not None:
+        return {
+            "encoding": encoding,
+            "record_kind": "envelope",
+            "event_type": env.event_type,
+            "event_id": env.event_id,
+            "ts": env.timestamp,
+            "payload": env.payload,
+            "aggregate_id": env.aggregate_id,
+            "event_hash": env.event_hash,
+            "previous_hash": env.previous_hash,
+        }
+    return {"encoding": encoding, "record_kind": "raw", "payload": raw}
+
+
+_SLOW_SCHEMA = {
+    "offset": pl.UInt64,
+    "line": pl.UInt64,
+    "encoding": pl.String,
+    "record_kind": pl.String,
+    "event_type": pl.String,
+    "event_id": pl.String,
+    "ts": pl.Int128,
+    "payload": pl.String,
+    "aggregate_id": pl.String,
+    "event_hash": pl.String,
+    "previous_hash": pl.String,
+}
+
+
+def _finish(frame: pl.DataFrame, file: str) -> pl.DataFrame:
+    """Add the derived columns (file, datetime, short type, model, op) and order as RECORD_SCHEMA."""
+    types = frame.get_column("event_type").drop_nulls().unique().to_list()
+    shorts = {t: short_type(t) for t in types}
+    splits = {t: crud.split_type(t) for t in types}
+    models = {t: s[0] for t, s in splits.items() if s is not None}
+    ops = {t: s[1] for t, s in splits.items() if s is not None}
+    ts = pl.col("ts")
+    in_range = ts.is_between(-_MAX_SECONDS, _MAX_SECONDS)
+    return frame.select(
+        pl.lit(file, pl.String).alias("file"),
+        pl.col("offset").cast(pl.UInt64),
+        pl.col("line").cast(pl.UInt64),
+        pl.col("encoding").cast(pl.String),
+        pl.col("record_kind").cast(pl.String),
+        pl.col("event_type").cast(pl.String),
+        pl.col("event_type").replace_strict(shorts, default=None, return_dtype=pl.String).alias("short_type"),
+        pl.col("event_type").replace_strict(models, default=None, return_dtype=pl.String).alias("model"),
+        pl.col("event_type").replace_strict(ops, default=None, return_dtype=pl.String).alias("op"),
+        pl.col("event_id").cast(pl.String),
+        pl.when(in_range)
+        .then(pl.from_epoch(ts.cast(pl.Int64, strict=False), "s"))
+        .dt.replace_time_zone("UTC")
+        .cast(EVENT_SCHEMA["timestamp"])
+        .alias("timestamp"),
+        *(pl.col(c).cast(pl.String) for c in ("aggregate_id", "payload", "event_hash", "previous_hash")),
+    )
+
+
+def _slow_lines(
+    buf: bytes, starts: list[int], lines: list[int], base_offset: int, damage: _Damage
+) -> list[dict[str, Any]]:
+    """Decode the lines starting at ``starts`` (relative to ``buf``) one by one."""
+    rows = []
+    for start, line in zip(starts, lines, strict=True):
+        end = buf.find(b"\n", start)
+        raw = buf[start : len(buf) if end == -1 else end]
+        if not raw.strip(_WS):
+            continue
+        kind, body, ok = jsonlines.split_line(raw)
+        offset = base_offset + start
+        if not ok:
+            damage.add(offset, line, BAD_CRC, f"stored CRC {raw[:8].decode()} does not match the record", raw)
+            continue
+        env, text, bad = decode_json_record(body)
+        if bad is not None:
+            damage.add(offset, line, bad, _json_detail(body, bad), raw)
+            continue
+        row = _record_row(env, text, kind)
+        row["offset"], row["line"] = offset, line
+        rows.append(row)
+    return rows
+
+
+def _line_starts(buf: bytes) -> list[int]:
+    starts = [0]
+    find = buf.find
+    i = find(b"\n")
+    while i != -1 and i + 1 < len(buf):
+        starts.append(i + 1)
+        i = find(b"\n", i + 1)
+    return starts
+
+
+# ---------------------------------------------------------------------------
+# Vectorized JSON path
+
+
+def decode_json(buf: bytes, *, file: str, offset: int = 0, line: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode whole JSON lines (``buf`` must end with a newline, or be empty).
+
+    Returns ``(records, damage)``; ``offset`` and ``line`` are the position of
+    ``buf`` in its file. Blank lines are skipped (they are not records).
+    """
+    damage = _Damage(file)
+    if not buf:
+        return empty_records(), damage.frame()
+    fast = _json_fast(buf, offset, line, damage)
+    if fast is None:  # not UTF-8, or '\r' in lines: the reference path decides
+        starts = _line_starts(buf)
+        rows = _slow_lines(buf, starts, list(range(line, line + len(starts))), offset, damage)
+        frame = pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
+    else:
+        frame = fast
+    return _finish(frame, file), damage.frame()
+
+
+def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame | None:
+    try:
+        text = pl.read_lines(buf, name="text").to_series()
+    except pl.exceptions.ComputeError:
+        return None  # invalid UTF-8 somewhere in the chunk
+    lengths = text.str.len_bytes()
+    if int(lengths.sum() or 0) + len(text) != len(buf):
+        return None  # Polars dropped '\r' bytes: positions would be wrong
+    lines = pl.DataFrame({"text": text, "len": lengths}).with_columns(
+        line=pl.int_range(pl.len(), dtype=pl.UInt64) + base_line,
+        start=(pl.col("len").cast(pl.Int64) + 1).cum_sum().shift(1, fill_value=0),
+    )
+    prefix_ok = (pl.col("text").str.slice(8, 1) == ":") & pl.col("text").str.slice(0, 1).is_in(["+", "-"]).not_()
+    stored = pl.col("text").str.slice(0, 8).str.to_integer(base=16, strict=False)
+    lines = lines.with_columns(stored=pl.when(prefix_ok & (pl.col("len") >= 9)).then(stored)).with_columns(
+        has_crc=pl.col("stored").is_not_null(),
+    ).with_columns(
+        body=pl.when("has_crc").then(pl.col("text").str.slice(9)).otherwise("text"),
+        blank=pl.col("text").str.contains(_BLANK),
+    )
+    if lines.get_column("blank").any():
+        lines = lines.filter(~pl.col("blank"))
+    bodies = lines.get_column("body")
+    blank_body = bodies.str.contains(_BLANK)
+
+    # Parse every non-blank body in a second thread (Polars releases the GIL)
+    # while this one computes CRCs.
+    parse_all = ~blank_body
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=_parse_into, args=(bodies.filter(parse_all), result))
+    worker.start()
+    crc_rows = lines.get_column("has_crc")
+    computed = pl.Series(
+        "crc", list(map(zlib.crc32, bodies.filter(crc_rows).cast(pl.Binary).to_list())), dtype=pl.Int64
+    )
+    worker.join()
+    crc_ok = pl.Series("crc_ok", [True] * len(lines), dtype=pl.Boolean)
+    if len(computed):
+        crc_ok = crc_ok.scatter(crc_rows.arg_true(), computed == lines.get_column("stored").filter(crc_rows))
+    lines = lines.with_columns(crc_ok=crc_ok, blank_body=blank_body)
+
+    bad = lines.filter(~pl.col("crc_ok"))
+    for row in bad.select("start", "line", "text").iter_rows():
+        raw = row[2].encode()
+        damage.add(base_offset + row[0], row[1], BAD_CRC, f"stored CRC {raw[:8].decode()} does not match the record", raw)
+
+    good = lines.filter(pl.col("crc_ok"))
+    parsed = result.get("frame")
+    if parsed is not None and not bool(bad.height == 0 and not blank_body.any()):
+        parsed = None  # parsed rows include damaged or blank bodies: re-parse the good ones only
+    if parsed is None:
+        _parse_into(good.filter(~pl.col("blank_body")).get_column("body"), result)
+        parsed = result.get("frame")
+    if parsed is None:  # the NDJSON reader refused something: decode record by record
+        rows = _slow_lines(buf, good.get_column("start").to_list(), good.get_column("line").to_list(), base_offset, damage)
+        return pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
+
+    nonblank = good.filter(~pl.col("blank_body"))
+    both = pl.concat([nonblank, parsed], how="horizontal")
+    body = pl.col("body")
+    required_present = pl.all_horizontal(pl.col(k).is_not_null() for k in ("event_type", "event_id", "timestamp", "payload"))
+    strings_are_strings = pl.all_horizontal(
+        pl.col(k).is_null() | body.str.contains(f'"{k}":"', literal=True) for k in _STRING_FIELDS
+    )
+    no_surrogate = ~(body.str.contains("\\u", literal=True) & body.str.contains(r"\\u[dD][89a-fA-F]"))
+    all_absent = pl.all_horizontal(pl.col(k).is_null() for k in ("event_type", "event_id", "timestamp", "payload"))
+    both = both.with_columns(
+        kind=pl.when(no_surrogate & required_present & strings_are_strings)
+        .then(pl.lit("envelope"))
+        .when(no_surrogate & all_absent & body.str.contains('"(event_type|event_id|timestamp|payload)"').not_())
+        .then(pl.lit("raw"))
+    )
+    fast = both.filter(pl.col("kind").is_not_null()).select(
+        (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
+        pl.col("line"),
+        pl.when("has_crc").then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
+        pl.col("kind").alias("record_kind"),
+        pl.col("event_type"),
+        pl.col("event_id"),
+        pl.col("timestamp").cast(pl.Int128).alias("ts"),
+        pl.when(pl.col("kind") == "raw").then(body).otherwise(pl.col("payload")).alias("payload"),
+        *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
+    )
+    slow = pl.concat([both.filter(pl.col("kind").is_null()), good.filter(pl.col("blank_body"))], how="diagonal")
+    if slow.height:
+        rows = _slow_lines(buf, slow.get_column("start").to_list(), slow.get_column("line").to_list(), base_offset, damage)
+        if rows:
+            fast = pl.concat([fast, pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row")]).sort("offset")
+    return fast
+
+
+def _parse_into(bodies: pl.Series, result: dict[str, Any]) -> None:
+    """Parse bodies (one JSON object per row) with Polars' NDJSON reader, or leave no result."""
+    result.pop("frame", None)
+    if bodies.is_empty():
+        result["frame"] = pl.DataFrame(schema=_NDJSON_SCHEMA)
+        return
+    buf = bodies.str.join("\n").cast(pl.Binary).item()
+    try:
+        frame = pl.read_ndjson(buf, schema=_NDJSON_SCHEMA)
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        return
+    if frame.height == len(bodies):  # a lone '\r' or similar would shift rows
+        result["frame"] = frame
+
+
+# ---------------------------------------------------------------------------
+# Binary path
+
+
+def decode_binary(
+    buf: bytes, *, file: str, offset: int = 0, file_size: int | None = None, max_record_size: int = MAX_RECORD_SIZE
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Decode whole binary frames from ``buf``; returns ``(records, damage, consumed)``.
+
+    ``consumed`` is how many bytes of ``buf`` were frames (or damage); the rest
+    is an incomplete frame that continues in the next chunk. When ``file_size``
+    is given, a frame whose length runs past the end of the file is reported
+    as ``frame_past_eof`` and ends the walk (nothing after it can be framed).
+    """
+    damage = _Damage(file)
+    rows: list[dict[str, Any]] = []
+    pos, n = 0, len(buf)
+    unpack = bincode.LEN.unpack_from
+    while pos + bincode.FRAME_HEADER <= n:
+        (length,) = unpack(buf, pos)
+        start = pos + bincode.FRAME_HEADER
+        at = offset + pos
+        if file_size is not None and at + bincode.FRAME_HEADER + length > file_size:
+            damage.add(
+                at, None, FRAME_PAST_EOF,
+                f"frame length {length} runs {at + bincode.FRAME_HEADER + length - file_size} bytes past the end of"
+                f" the file (a torn tail, or a garbage length)",
+                buf[pos : pos + RAW_PREVIEW],
+            )  # fmt: skip
+            return _finish_binary(rows, file), damage.frame(), n
+        if length > max_record_size:
+            return _finish_binary(rows, file), damage.frame(), pos  # the reader skips it (see read_journal)
+        if start + length > n:
+            break
+        try:
+            env = bincode.decode_body(buf[start : start + length])
+        except (bincode.BincodeError, ValueError) as e:
+            damage.add(at, None, BAD_FRAME, str(e), buf[pos : start + length])
+        else:
+            row = _record_row(env, None, "binary")
+            row["offset"], row["line"] = at, None
+            rows.append(row)
+        pos = start + length
+    return _finish_binary(rows, file), damage.frame(), pos
+
+
+def _finish_binary(rows: list[dict[str, Any]], file: str) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
+    return _finish(frame, file)
+
+
+# ---------------------------------------------------------------------------
+# Files
+
+
+def read_journal(
+    path: Path,
+    *,
+    name: str | None = None,
+    start: int = 0,
+    line: int = 1,
+    final: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    max_record_size: int = MAX_RECORD_SIZE,
+) -> Iterator[Batch]:
+    """Decode a journal file in chunks aligned on record boundaries.
+
+    Parameters
+    ----------
+    path
+        The journal file.
+    name
+        The file name reported in the ``file`` column (default: ``path.name``).
+    start, line
+        Byte offset and 1-based line number to start from (a previous
+        :attr:`Batch.end_offset` / :attr:`Batch.end_line`).
+    final
+        True when the file is complete: an unterminated last line or a frame
+        cut by the end of the file is a torn tail (reported). False for a
+        journal still being written: the unfinished record is left for the
+        next call and the last batch ends before it.
+    chunk_size
+        Bytes decoded at a time; bounds memory together with ``max_record_size``.
+    max_record_size
+        A line or frame longer than this is reported as ``oversized_record``
+        and skipped without being loaded.
+    """
+    name = name or path.name
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(64)
+        encoding = detect_encoding(head)
+        if encoding == "empty" or start >= size:
+            return
+        if encoding == "unframed_binary":
+            d = _Damage(name)
+            d.add(
+                0, None, UNFRAMED_BINARY,
+                "binary records separated by newlines without length prefixes (upstream's async writer);"
+                " record boundaries cannot be recovered, upstream cannot read this file either",
+                head,
+            )  # fmt: skip
+            yield Batch(empty_records(), d.frame(), size, line)
+            return
+        f.seek(start)
+        if encoding == "json":
+            yield from _read_json(f, name, start, line, size, final, chunk_size, max_record_size)
+        else:
+            yield from _read_binary(f, name, start, size, final, chunk_size, max_record_size)
+
+
+def _read_json(
+    f: Any, name: str, pos: int, line: int, size: int, final: bool, chunk_size: int, max_record_size: int
+) -> Iterator[Batch]:
+    carry = b""
+    while pos < size:
+        data = carry + f.read(min(chunk_size, size - pos - len(carry)))
+        carry = b""
+        cut = data.rfind(b"\n") + 1
+        at_eof = pos + len(data) >= size
+        if cut == 0 and not at_eof:
+            if len(data) > max_record_size:  # one enormous line: report it, then skip to its end
+                skipped = _skip_line(f, len(data))
+                d = _Damage(name)
+                d.add(pos, line, OVERSIZED, f"a line of at least {skipped} bytes exceeds `max_record_size` ({max_record_size})", data)
+                pos += skipped
+                line += 1
+                yield Batch(empty_records(), d.frame(), pos, line)
+                continue
+            carry = data
+            continue
+        records, damage = decode_json(data[:cut], file=name, offset=pos, line=line)
+        line += data.count(b"\n", 0, cut)
+        pos += cut
+        tail = data[cut:]
+        if at_eof and tail:
+            if final:
+                tail_records, tail_damage = _torn_json_tail(tail, name, pos, line)
+                records = pl.concat([records, tail_records])
+                damage = pl.concat([damage, tail_damage])
+                pos += len(tail)
+            yield Batch(records, damage, pos, line)
+            return
+        carry = tail
+        yield Batch(records, damage, pos, line)
+
+
+def _skip_line(f: Any, already: int) -> int:
+    """Read past the end of the current line without keeping it; bytes skipped incl. newline."""
+    skipped = already
+    while True:
+        chunk = f.read(1 << 20)
+        if not chunk:
+            return skipped
+        nl = chunk.find(b"\n")
+        if nl != -1:
+            f.seek(nl + 1 - len(chunk), os.SEEK_CUR)
+            return skipped + nl + 1
+        skipped += len(chunk)
+
+
+def _torn_json_tail(tail: bytes, name: str, offset: int, line: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The last line has no newline: a record if it is whole (CRC ok / valid JSON), else a torn tail."""
+    records, damage = decode_json(tail + b"\n", file=name, offset=offset, line=line)
+    if damage.height == 0:
+        return records, damage
+    d = _Damage(name)
+    d.add(offset, line, TORN_TAIL, f"the last {len(tail)} bytes are an unfinished record (no newline)", tail)
+    return empty_records(), d.frame()
+
+
+def _read_binary(
+    f: Any, name: str, pos: int, size: int, final: bool, chunk_size: int, max_record_size: int
+) -> Iterator[Batch]:
+    while pos < size:
+        data = f.read(min(chunk_size, size - pos))
+        records, damage, used = decode_binary(
+            data, file=name, offset=pos, file_size=size, max_record_size=max_record_size
+        )
+        if used == 0 and len(data) >= bincode.FRAME_HEADER:
+            (length,) = bincode.LEN.unpack_from(data)
+            if length > max_record_size:  # framing is intact: report and skip the frame
+                d = _Damage(name)
+                d.add(pos, None, OVERSIZED, f"frame of {length} bytes exceeds `max_record_size` ({max_record_size})", data[:RAW_PREVIEW])
+                pos += bincode.FRAME_HEADER + length
+                f.seek(pos)
+                yield Batch(records, d.frame(), pos, 1)
+                continue
+            if length + bincode.FRAME_HEADER > len(data):  # a frame larger than the chunk: read it whole
+                data += f.read(bincode.FRAME_HEADER + length - len(data))
+                records, damage, used = decode_binary(data, file=name, offset=pos, file_size=size, max_record_size=max_record_size)
+        pos += used
+        if pos + (len(data) - used) >= size and used < len(data):  # only a partial header is left
+            if final:
+                d = _Damage(name)
+                d.add(pos, None, TORN_TAIL, f"the last {len(data) - used} bytes are an unfinished frame header", data[used:])
+                damage = pl.concat([damage, d.frame()])
+                pos = size
+            yield Batch(records, damage, pos, 1)
+            return
+        f.seek(pos)
+        yield Batch(records, damage, pos, 1)
