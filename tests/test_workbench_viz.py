@@ -128,3 +128,24 @@ def test_export_png_and_svg_offline(tmp_path: Path) -> None:
     assert svg.startswith("<svg") and "Event type mix" in svg
     with pytest.raises(ValueError, match="cannot save a chart as `.pdf`"):
         viz.save(chart, tmp_path / "mix.pdf")
+
+
+def test_state_diff_counts_entities_and_fields() -> None:
+    diff = pl.DataFrame(
+        {
+            "model": ["Product", "Product", "Product", "Product", "Order", "User"],
+            "_key": ["p1", "p1", "p2", "p3", "o1", "u1"],
+            "change": ["updated", "updated", "updated", "deleted", "created", "updated"],
+            "field": ["price", "stock", "price", None, None, "email"],
+            "old": ["1", "2", "3", None, None, '"a"'],
+            "new": ["2", "3", "4", None, None, '"b"'],
+        }
+    )
+    chart = viz.state_diff(diff, top_fields=2)
+    entities, fields = chart.vconcat[0].data, chart.vconcat[1].data
+    counts = {(r["model"], r["change"]): r["entities"] for r in entities.to_dicts()}
+    assert counts == {("Product", "updated"): 2, ("Product", "deleted"): 1, ("Order", "created"): 1, ("User", "updated"): 1}
+    assert fields["name"].to_list() == ["Product.price", "Product.stock"]
+    assert fields["entities"].to_list() == [2, 1]
+    with pytest.raises(ValueError, match="`diff` lacks the columns `change`"):
+        viz.state_diff(diff.drop("change"))

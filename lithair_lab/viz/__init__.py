@@ -7,9 +7,10 @@ safe palette, and saves to PNG or SVG with :func:`save`.
 
 from __future__ import annotations
 
+from .diff import state_diff
 from .entity import entity_timeline
 from .events import event_rate, log_growth, type_mix
 from .export import save, to_png, to_svg
 from .style import PALETTE
 
-__all__ = ["PALETTE", "entity_timeline", "event_rate", "log_growth", "save", "to_png", "to_svg", "type_mix"]
+__all__ = ["PALETTE", "entity_timeline", "event_rate", "log_growth", "save", "state_diff", "to_png", "to_svg", "type_mix"]
