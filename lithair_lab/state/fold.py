@@ -1,0 +1,380 @@
+"""The vectorized CRUD fold: event rows -> one row per live entity.
+
+This is ``formats.crud.apply`` folded over a whole history at once, with Polars
+expressions instead of a Python loop. Per entity key, in position order:
+
+- the entity's *current life* is the run of events after its last delete
+  (a create after a delete starts a new life; its version count restarts);
+- within the life, the *base* is the last event that replaces the value
+  outright: an upsert, a non-object payload, an event after a non-object
+  value, or the life's first event (an update before any create starts from
+  its payload alone);
+- each top-level field takes its value from the last event, from the base on,
+  whose payload holds that field (a field set to null is held; an absent one
+  is not, so it keeps its older value).
+
+Only the rows from each live entity's base on are decoded, so a cold query
+decodes little more than the live state when updates carry whole objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+from dataclasses import dataclass, field
+
+import orjson
+import polars as pl
+
+from lithair_lab.formats import crud
+
+from .columns import ANOMALY_SCHEMA, CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, VALUE, VERSION
+
+FIELD = "f:"  # prefix of decoded field columns inside the fold
+PRESENT = "p:"  # prefix of their presence flags
+ORD = "_ord"  # fold order: seq for events, -1 for a starting state's rows
+WEIGHT = "_weight"  # changes a row stands for (1 for an event, the version count for a starting row)
+START = "_start"  # the row stands for a starting state (checkpoint), not an event
+IS_OBJ = "_is_obj"
+
+ROW_SCHEMA: dict[str, pl.DataType] = {
+    KEY: pl.String(),
+    ORD: pl.Int64(),
+    "seq": pl.Int64(),
+    "timestamp": STATE_META[CHANGED_AT],
+    "event_type": pl.String(),
+    "op": pl.String(),
+    "action": pl.String(),
+    "payload": pl.String(),
+    WEIGHT: pl.UInt32(),
+    START: pl.Boolean(),
+}
+"""The rows the fold works on, per model (undecoded)."""
+
+
+@dataclass
+class ModelRows:
+    """One model's fold rows: undecoded (``fields`` None) or with decoded field columns."""
+
+    rows: pl.DataFrame
+    fields: list[str] | None = None
+
+
+@dataclass
+class Rows:
+    """Every CRUD model's fold rows plus the anomalies found while building them."""
+
+    models: dict[str, ModelRows]
+    anomalies: list[pl.DataFrame] = field(default_factory=list)
+
+
+def crud_rows(
+    events: pl.DataFrame,
+    *,
+    custom_types: Collection[str] = (),
+    primary_keys: Mapping[str, str] | None = None,
+) -> Rows:
+    """Split an event frame into per-model fold rows.
+
+    ``events`` has the ``EVENT_SCHEMA`` columns (at least ``seq``, ``timestamp``,
+    ``event_type``, ``short_type``, ``model``, ``op``, ``aggregate_id``,
+    ``payload``, ``record_kind``). Records that are not CRUD envelopes, or
+    whose short type has a custom reducer, are not part of the result.
+    """
+    actions = pl.col("op").replace_strict(crud.ACTIONS, default=None, return_dtype=pl.String())
+    frame = events.lazy().filter(
+        pl.col("model").is_not_null()
+        & pl.col("op").is_in(list(crud.ACTIONS))
+        & (pl.col("record_kind") == "envelope")
+        & ~pl.col("short_type").is_in(list(custom_types))
+    ).select(
+        pl.col("model"),
+        pl.col("aggregate_id").alias(KEY),
+        pl.col("seq").cast(pl.Int64).alias(ORD),
+        pl.col("seq").cast(pl.Int64),
+        pl.col("timestamp"),
+        pl.col("event_type"),
+        pl.col("op"),
+        actions.alias("action"),
+        pl.col("payload"),
+        pl.lit(1, pl.UInt32).alias(WEIGHT),
+        pl.lit(value=False).alias(START),
+    ).collect()
+    anomalies: list[pl.DataFrame] = []
+    if frame[KEY].null_count():
+        frame, missing = _keys_from_payloads(frame, primary_keys or {})
+        anomalies.append(missing)
+    models = {
+        str(name[0]): ModelRows(part.drop("model"))
+        for name, part in frame.partition_by("model", as_dict=True, maintain_order=True).items()
+    }
+    return Rows(models, anomalies)
+
+
+def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # Only records without `aggregate_id` (legacy ones) get here. The key's text
+    # depends on the JSON type of the primary key (5 -> "5"), which
+    # `crud.entity_key` defines once, so this runs in Python on those rows only.
+    rows = frame.filter(pl.col(KEY).is_null())
+    keys: list[str | None] = []
+    problems: list[str | None] = []
+    for model, payload in zip(rows["model"], rows["payload"], strict=True):
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            keys.append(None)
+            problems.append("bad_payload")
+            continue
+        key = crud.entity_key(None, data, primary_keys.get(model, crud.DEFAULT_PRIMARY_KEY))
+        keys.append(key)
+        problems.append(None if key is not None else "missing_key")
+    rows = rows.with_columns(pl.Series(KEY, keys, pl.String()), pl.Series("kind", problems, pl.String()))
+    bad = rows.filter(pl.col("kind").is_not_null())
+    anomalies = bad.select(
+        "seq",
+        "timestamp",
+        "event_type",
+        "model",
+        KEY,
+        "kind",
+        pl.when(pl.col("kind") == "missing_key")
+        .then(pl.lit("no `aggregate_id` and no `") + pl.col("model").replace_strict(
+            primary_keys, default=crud.DEFAULT_PRIMARY_KEY, return_dtype=pl.String()
+        ) + pl.lit("` in the payload"))
+        .otherwise(pl.lit("the payload is not valid JSON"))
+        .alias("detail"),
+    )
+    good = rows.filter(pl.col("kind").is_null()).drop("kind")
+    fixed = pl.concat([frame.filter(pl.col(KEY).is_not_null()), good]).sort(ORD)
+    return fixed, anomalies.cast(ANOMALY_SCHEMA)  # type: ignore[arg-type]
+
+
+def _flags(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
+    """Per row: is it in its entity's current life, is it from the base on, anomalies.
+
+    With ``check_json`` every payload is parsed to tell invalid JSON (which the
+    engine applies as a null value) from an object; otherwise a payload that
+    starts with ``{`` counts as an object until decoding says otherwise.
+    """
+    is_obj = pl.col("payload").str.strip_chars_start().str.starts_with("{")
+    valid = pl.col("payload").str.json_path_match("$").is_not_null() | (pl.col("payload").str.strip_chars() == "null")
+    same = pl.col(KEY) == pl.col(KEY).shift(1)
+    prev_action = pl.when(same).then(pl.col("action").shift(1))
+    deletes_after = (pl.col("action") == "delete").cast(pl.UInt32).reverse().cum_sum().reverse().over(KEY)
+    not_delete = pl.col("action") != "delete"
+    return (
+        rows.sort(KEY, ORD)
+        .with_columns(
+            (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
+            (not_delete & valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
+            (deletes_after == 0).alias("_in_life"),
+            (prev_action.is_not_null() & (prev_action != "delete")).alias("_live_before"),
+        )
+        .with_columns(
+            pl.when(pl.col("_in_life") & pl.col("_live_before").not_())
+            .then(pl.lit(value=True))
+            .when(pl.col("_in_life"))
+            .then((pl.col("action") == "upsert") | pl.col(IS_OBJ).not_())
+            .otherwise(pl.lit(value=False))
+            .alias("_base")
+        )
+        .with_columns(
+            (
+                pl.col("_in_life")
+                & (pl.col(ORD) >= pl.col(ORD).filter(pl.col("_base")).max().over(KEY))
+            ).alias("_contributes")
+        )
+    )
+
+
+def anomalies_of(flagged: pl.LazyFrame, model: str) -> pl.LazyFrame:
+    """Updates before create, deletes of unknown keys, creates over live entities, odd payloads."""
+    kind = (
+        pl.when(pl.col(START))
+        .then(None)
+        .when(pl.col("_valid").not_())
+        .then(pl.lit("bad_payload"))
+        .when((pl.col("action") == "merge") & pl.col("_live_before").not_())
+        .then(pl.lit("update_before_create"))
+        .when((pl.col("action") == "delete") & pl.col("_live_before").not_())
+        .then(pl.lit("delete_unknown"))
+        .when((pl.col("op") == "Created") & pl.col("_live_before"))
+        .then(pl.lit("create_over_live"))
+        .when((pl.col("action") != "delete") & pl.col(IS_OBJ).not_())
+        .then(pl.lit("not_object"))
+    )
+    return (
+        flagged.with_columns(kind.alias("kind"))
+        .filter(pl.col("kind").is_not_null())
+        .select(
+            "seq",
+            "timestamp",
+            "event_type",
+            pl.lit(model).alias("model"),
+            KEY,
+            "kind",
+            pl.col("kind").replace_strict(_DETAIL, return_dtype=pl.String()).alias("detail"),
+        )
+        .cast(ANOMALY_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+_DETAIL = {
+    "bad_payload": "the payload is not valid JSON; the entity's value became null",
+    "update_before_create": "the entity was not live; it starts from this payload alone",
+    "delete_unknown": "the entity was not live; nothing deleted",
+    "create_over_live": "the entity was live; the payload replaced it",
+    "not_object": "the payload is not a JSON object; it became the entity's value",
+}
+
+
+def fold_model(model: ModelRows, *, name: str = "", check_json: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The live entities of one model and the anomalies of its rows.
+
+    Returns the state frame (columns ``STATE_META``, then the fields, then
+    ``VALUE`` when an entity's value is not an object) and an anomaly frame.
+    Rows already decoded (``model.fields`` set) are folded as they are.
+    """
+    flagged = _flags(model.rows.lazy(), check_json=check_json or model.fields is not None).collect()
+    contributing = flagged.filter(pl.col("_contributes"))
+    if model.fields is None:
+        try:
+            decoded, fields = decode_rows(contributing)
+        except _InvalidJSON:
+            # Some payload that looks like an object is not JSON: parse every
+            # payload of the model so base detection and anomalies see it.
+            return fold_model(model, name=name, check_json=True)
+    else:
+        decoded, fields = contributing, model.fields
+    return _assemble(flagged, decoded, fields), anomalies_of(flagged.lazy(), name).collect()
+
+
+def _assemble(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    life = flagged.lazy().filter(pl.col("_in_life")).group_by(KEY).agg(
+        pl.when(pl.col(WEIGHT).is_not_null().any())
+        .then(pl.col(WEIGHT).sum().cast(pl.UInt32))
+        .alias(VERSION),
+        pl.col("timestamp").drop_nulls().last().alias(CHANGED_AT),
+        pl.col("seq").drop_nulls().last().alias(CHANGED_SEQ),
+    )
+    valid_json = pl.col("payload").str.json_path_match("$").is_not_null()
+    value = pl.when(valid_json).then(pl.col("payload")).otherwise(pl.lit("null"))
+    values = decoded.lazy().group_by(KEY).agg(
+        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(f) for f in fields),
+        pl.when(pl.col(IS_OBJ).last().not_()).then(value.last()).alias(VALUE),
+    )
+    state = life.join(values, on=KEY, how="left").sort(KEY).collect()
+    if state[VALUE].null_count() == state.height:
+        state = state.drop(VALUE)
+    return state
+
+
+class _InvalidJSON(Exception):
+    """A payload that starts like an object is not valid JSON."""
+
+
+def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Add the decoded field columns and their presence flags to fold rows.
+
+    A field is present in a row when the row's payload holds it, even as null.
+    Polars decodes a null and an absent field alike, so rows with a null
+    field are checked in Python (only those rows; usually none).
+    """
+    objects = rows.filter(pl.col(IS_OBJ))
+    struct = decode_objects(objects["payload"])
+    fields = list(struct.struct.fields)
+    for f in fields:
+        if f in STATE_META or f == VALUE:
+            msg = f"a payload field is named `{f}`, which is a state column of lithair_lab"
+            raise ValueError(msg)
+    decoded = objects.with_columns(
+        *(struct.struct.field(f).alias(FIELD + f) for f in fields),
+    ).with_columns(*(pl.col(FIELD + f).is_not_null().alias(PRESENT + f) for f in fields))
+    if fields:
+        ambiguous = pl.any_horizontal(pl.col(PRESENT + f).not_() for f in fields)
+        idx = decoded.with_row_index("_i").filter(ambiguous)["_i"]
+        if len(idx):
+            decoded = _presence_in_python(decoded, idx, fields)
+    others = rows.filter(pl.col(IS_OBJ).not_())
+    return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields
+
+
+def _presence_in_python(decoded: pl.DataFrame, idx: pl.Series, fields: list[str]) -> pl.DataFrame:
+    held = [orjson.loads(p).keys() for p in decoded["payload"].gather(idx)]
+    rows = idx.to_list()
+    flags = {}
+    for f in fields:
+        column = decoded[PRESENT + f].to_list()
+        for i, keys in zip(rows, held, strict=True):
+            column[i] = f in keys
+        flags[PRESENT + f] = pl.Series(PRESENT + f, column, pl.Boolean())
+    return decoded.with_columns(**flags)
+
+
+def decode_objects(payloads: pl.Series) -> pl.Series:
+    """JSON object strings -> a struct Series, fields in order of first appearance.
+
+    Polars' decoder is used when it can; when it cannot (a field that is an
+    object in one payload and a list in another, a repeated key), the
+    payloads are decoded in Python and a field of mixed types is kept as
+    JSON text. Raises ``_InvalidJSON`` when a payload is not JSON at all.
+    """
+    if len(payloads) == 0:
+        return pl.Series("payload", [], pl.Struct({}))
+    try:
+        return payloads.str.json_decode(infer_schema_length=None)
+    except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError, pl.exceptions.SchemaError):
+        pass
+    try:
+        objs = [orjson.loads(p) for p in payloads]
+    except orjson.JSONDecodeError:
+        raise _InvalidJSON from None
+    names: dict[str, None] = {}
+    for o in objs:
+        names.update(dict.fromkeys(o))
+    columns = []
+    for name in names:
+        values = [o.get(name) for o in objs]
+        try:
+            columns.append(pl.Series(name, values, strict=False))
+        except (TypeError, pl.exceptions.PolarsError):
+            columns.append(pl.Series(name, [None if v is None else orjson.dumps(v).decode() for v in values]))
+    return pl.DataFrame(columns).to_struct("payload")
+
+
+def start_rows(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelRows]:
+    """Fold rows standing for a state (model -> key -> object) and its versions.
+
+    ``versions`` is model -> key -> ``[version_count, unix_seconds, seq]`` as
+    the engine keeps it; an entity without one (changed only by custom
+    reducers) gets null version columns.
+    """
+    out = {}
+    for model, entities in models.items():
+        if not entities:
+            continue
+        vs = versions.get(model, {})
+        info = [vs.get(k) or (None, None, None) for k in entities]
+        rows = pl.DataFrame(
+            {
+                KEY: list(entities),
+                ORD: [-1] * len(entities),
+                "seq": [v[2] for v in info],
+                "timestamp": [v[1] for v in info],
+                "event_type": None,
+                "op": None,
+                "action": "upsert",
+                "payload": [orjson.dumps(o).decode() for o in entities.values()],
+                WEIGHT: [v[0] for v in info],
+                START: True,
+            },
+            schema_overrides={"timestamp": pl.Int64},
+        ).with_columns(pl.from_epoch("timestamp", "s").dt.replace_time_zone("UTC"))
+        out[model] = ModelRows(rows.cast(ROW_SCHEMA))  # type: ignore[arg-type]
+    return out
+
+
+def concat_rows(*parts: ModelRows | None) -> ModelRows:
+    """One model's rows from several undecoded parts (a start, then events)."""
+    frames = [p.rows for p in parts if p is not None]
+    return ModelRows(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
