@@ -53,7 +53,9 @@ class DedupIndex:
         if d in self._recent:
             return True
         arr = self._sorted
-        i = int(np.searchsorted(arr, d))
+        if not len(arr):
+            return False
+        i = int(arr.searchsorted(np.bytes_(d)))
         # numpy strips trailing NULs from S16 items; stripping is injective on 16-byte values
         return i < len(arr) and arr[i] == d.rstrip(b"\x00")
 
@@ -74,7 +76,7 @@ class DedupIndex:
             self._recent.discard(d)
             return
         arr = self._sorted
-        i = int(np.searchsorted(arr, d))
+        i = int(arr.searchsorted(np.bytes_(d))) if len(arr) else 0
         if i < len(arr) and arr[i] == d.rstrip(b"\x00"):
             self._sorted = np.delete(arr, i)
 

@@ -132,14 +132,19 @@ class ReplayState:
         for env in envelopes:
             self.apply(env)
 
-    def to_json(self) -> str:
-        """The checkpoint ``state`` string (ARCHITECTURE.md "Checkpoint state written by the engine")."""
-        return orjson.dumps({
-            "format": STATE_FORMAT,
-            "events": self.events,
-            "models": self.models,
-            "versions": self.versions,
-        }).decode()  # fmt: skip
+    def to_json(self, *, segments: int | None = None) -> str:
+        """The checkpoint ``state`` string (ARCHITECTURE.md "Checkpoint state written by the engine").
+
+        ``segments`` (written by the engine) is how many rotated segments
+        ``events.raftlog.1 … .k`` the checkpoint covers whole, so a checkpoint
+        stays unambiguous if a rotation follows it.
+        """
+        obj: dict[str, Any] = {"format": STATE_FORMAT, "events": self.events}
+        if segments is not None:
+            obj["segments"] = segments
+        obj["models"] = self.models
+        obj["versions"] = self.versions
+        return orjson.dumps(obj).decode()
 
     @staticmethod
     def is_ours(obj: Any) -> bool:

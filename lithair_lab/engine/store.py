@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from .reducers import Reducer, ReducerRegistry, ReplayState
 from .writers import AppendFile, Writer, make_writer
 
 OnDamage = Literal["raise", "report"]
+_EVENT_KEYS = frozenset({"event_type", "payload", "event_id", "aggregate_id", "timestamp"})
 PRESERVED_SNAPSHOT = "state.raftsnap.before-lithair_lab"
 """Prefix of the copy kept of a ``state.raftsnap`` this engine did not write, before its first checkpoint."""
 
@@ -162,6 +164,7 @@ class Store:
         """A legacy raw snapshot found in ``state.raftsnap`` (it covers no records), else None."""
         self._lock = threading.Lock()
         self._closed = True
+        self._failed: BaseException | None = None
         _check_directory(path)
         path.mkdir(parents=True, exist_ok=True)
         self._dirlock = DirectoryLock(path)
@@ -176,13 +179,18 @@ class Store:
 
     def _recover(self, registry: ReducerRegistry, on_damage: OnDamage) -> None:
         self._write_meta_once()
-        cp, cp_file = self._load_checkpoint()
+        cp = self._load_manifest()
         state: ReplayState | None = None
-        if cp is not None and ReplayState.is_ours(obj := orjson.loads(cp.state)):
-            try:
-                state = ReplayState.from_obj(obj, registry)
-            except ValueError as e:
-                raise CheckpointError(self.path / layout.SNAPSHOT, str(e)) from None
+        cp_file: Path | None = None
+        if cp is not None:
+            obj = orjson.loads(cp.state)
+            cp_file = self._covered_file(cp, obj)
+            self._verify_prefix(cp, cp_file)
+            if ReplayState.is_ours(obj):
+                try:
+                    state = ReplayState.from_obj(obj, registry)
+                except ValueError as e:
+                    raise CheckpointError(self.path / layout.SNAPSHOT, str(e)) from None
         # Which files make up the history (FORMATS.md 4), and where the replay starts:
         # after the checkpoint when its state is ours, else from the very beginning
         # (a legacy snapshot or an upstream checkpoint state cannot seed our state).
@@ -199,6 +207,7 @@ class Store:
             state = ReplayState(registry)
         self._state = state
         self._checkpointed = cp is not None
+        self._snapshot_is_ours = self._from_checkpoint
         tail_ids: list[bytes] = []
         active = files[-1]
         active_records = start_records if start_file == len(files) - 1 else 0
@@ -236,6 +245,8 @@ class Store:
         ids = AppendFile(self.path / layout.DEDUP) if self.config.dedup_persist else None
         self._writer: Writer = make_writer(journal, ids, self.config)
         self._active_size = journal.size
+        if self._from_checkpoint and cp_file != active:
+            self._write_checkpoint()  # a rotation followed the checkpoint: re-anchor it on the active file
 
     def _write_meta_once(self) -> None:
         meta = self.path / layout.META
@@ -245,43 +256,65 @@ class Store:
         body = {"created_at": created, **_META, "writer": "lithair_lab"}
         _publish(meta, orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
-    def _load_checkpoint(self) -> tuple[checkpoint.Checkpoint | None, Path | None]:
-        """The verified checkpoint and the journal file it covers a prefix of, or (None, None)."""
+    def _load_manifest(self) -> checkpoint.Checkpoint | None:
+        """The checkpoint in ``state.raftsnap`` with its own fields verified, or None.
+
+        A legacy raw snapshot covers no records: it is kept in
+        :attr:`legacy_snapshot` and the whole journal replays.
+        """
         snap = self.path / layout.SNAPSHOT
         try:
             raw = snap.read_bytes()
         except FileNotFoundError:
-            return None, None
+            return None
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            msg = f"not JSON ({e}), so neither a checkpoint nor a legacy snapshot\n\nMove it aside to open the directory from its journal alone."
+            msg = (
+                f"not JSON ({e}), so neither a checkpoint nor a legacy snapshot"
+                "\n\nMove it aside to open the directory from its journal alone."
+            )
             raise CheckpointError(snap, msg) from None
         if not checkpoint.is_manifest(obj):
-            self.legacy_snapshot = obj  # covers no records: the whole journal replays
-            return None, None
+            self.legacy_snapshot = obj
+            return None
         try:
-            cp = checkpoint.parse_manifest(obj)
+            return checkpoint.parse_manifest(obj)
         except ValueError as e:
             raise CheckpointError(snap, str(e)) from None
-        journal = self.path / cp.journal
-        candidates = [journal]
-        if cp.journal == layout.ACTIVE and (segs := layout.segments(self.path)):
-            candidates.append(segs[-1])  # a crash between rotating and re-checkpointing
-        first_error = ""
-        for candidate in candidates:
-            try:
-                with open(candidate, "rb") as f:
-                    checkpoint.verify_prefix(cp, f)
-            except FileNotFoundError:
-                first_error = first_error or f"its journal `{cp.journal}` is missing"
-                continue
-            except ValueError as e:
-                first_error = first_error or str(e)
-                continue
-            return cp, candidate  # the newest segment when a rotation was cut short
-        msg = f"checkpoint cannot be trusted: {first_error}\n\nThe journal changed after the checkpoint was taken; move `state.raftsnap` aside to replay the journal alone."
-        raise CheckpointError(snap, msg)
+
+    def _covered_file(self, cp: checkpoint.Checkpoint, state: Any) -> Path:
+        """The journal file whose first ``covered_events`` records the checkpoint covers.
+
+        FORMATS.md 4: ``events.raftlog`` after every segment. Our own checkpoints
+        also record how many segments they cover whole, so a rotation that
+        follows a checkpoint (a crash before the re-checkpoint) is not misread.
+        """
+        if cp.journal != layout.ACTIVE:
+            return self.path / cp.journal
+        k = state.get("segments") if ReplayState.is_ours(state) else None
+        if not isinstance(k, int) or isinstance(k, bool):
+            return self.path / layout.ACTIVE
+        segs = layout.segments(self.path)
+        if not 0 <= k <= len(segs):
+            msg = (
+                f"checkpoint covers {k} rotated segments but {len(segs)} exist"
+                "\n\nA segment is missing; restore it, or move `state.raftsnap` aside to replay what is left."
+            )
+            raise CheckpointError(self.path / layout.SNAPSHOT, msg)
+        return segs[k] if k < len(segs) else self.path / layout.ACTIVE
+
+    def _verify_prefix(self, cp: checkpoint.Checkpoint, journal: Path) -> None:
+        snap = self.path / layout.SNAPSHOT
+        hint = "\n\nThe journal changed after the checkpoint; move `state.raftsnap` aside to replay the journal alone."
+        try:
+            with open(journal, "rb") as f:
+                checkpoint.verify_prefix(cp, f)
+        except FileNotFoundError:
+            msg = f"checkpoint cannot be trusted: its journal `{journal.name}` is missing{hint}"
+            raise CheckpointError(snap, msg) from None
+        except ValueError as e:
+            raise CheckpointError(snap, f"checkpoint cannot be trusted: {e}{hint}") from None
 
     def _choose_encoding(self, active: Path, files: list[Path]) -> Encoding:
         existing = detect_encoding(active)
@@ -414,35 +447,93 @@ class Store:
         InvalidEventError
             A bad argument; the store is unchanged and stays usable.
         """
+        return self._commit([self._prepare(event_type, payload, event_id, aggregate_id, timestamp)])[0]
+
+    def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Envelope]:
+        """Append a batch of events, all or none: one validation, one wait for durability.
+
+        Each event is a mapping with the keywords of :meth:`append`
+        (``event_type``, ``payload``, and optionally ``event_id``,
+        ``aggregate_id``, ``timestamp``). Every event is validated and checked
+        for duplicates (against the store and within the batch) before any is
+        written, so a bad or duplicate event raises and writes nothing. In group
+        mode the call returns once the whole batch is fsynced, which is how one
+        writer thread can commit many events per fsync.
+
+        Returns
+        -------
+        list[Envelope]
+            The stored envelopes, in order.
+        """
+        items = []
+        for i, event in enumerate(events):
+            if not isinstance(event, Mapping):
+                msg = f"event {i} of the batch is a {type(event).__name__}, not a mapping of `append` keywords"
+                raise InvalidEventError(msg)
+            unknown = set(event) - _EVENT_KEYS
+            if unknown or "event_type" not in event or "payload" not in event:
+                msg = (
+                    f"event {i} of the batch must have `event_type` and `payload` and only the keywords of"
+                    f" `append`, got {sorted(event)}"
+                )
+                raise InvalidEventError(msg)
+            items.append(
+                self._prepare(
+                    event["event_type"], event["payload"], event.get("event_id"),
+                    event.get("aggregate_id"), event.get("timestamp"),
+                )  # fmt: skip
+            )
+        return self._commit(items) if items else []
+
+    def _prepare(
+        self, event_type: Any, payload: Any, event_id: Any, aggregate_id: Any, timestamp: Any
+    ) -> tuple[str, str, str, str | None, int]:
+        """Validate one event (no lock needed): ``(key, event_type, payload string, aggregate_id, timestamp)``."""
         body = _payload_string(payload, self.config.max_payload_bytes)
         _check_event(event_type, event_id, aggregate_id, timestamp)
         ts = int(time.time()) if timestamp is None else timestamp
         key = event_id if event_id else "json:" + hashlib.sha256(body.encode()).hexdigest()
+        return key, event_type, body, aggregate_id, ts
+
+    def _commit(self, items: list[tuple[str, str, str, str | None, int]]) -> list[Envelope]:
+        """Dedup, chain, write and apply prepared events, in order, under the write lock."""
         with self._lock:
-            if self._closed:
-                msg = f"store `{self.path}` is closed"
-                raise LithairLabError(msg)
-            if not self._dedup.add(key):
-                raise DuplicateEventError(key)
-            prev = self._prev
-            h = event_hash(event_type, key, ts, body, aggregate_id, prev) if self.config.hash_chain else None
-            env = Envelope(event_type, key, ts, body, aggregate_id, h, prev if h is not None else None)
-            record = self._encode(env)
+            self._check_open()
+            if len(items) == 1:
+                if not self._dedup.add(items[0][0]):
+                    raise DuplicateEventError(items[0][0])
+            else:
+                seen: set[str] = set()
+                for key, *_ in items:
+                    if key in seen or key in self._dedup:
+                        raise DuplicateEventError(key)
+                    seen.add(key)
+                for key, *_ in items:
+                    self._dedup.add(key)
+            envs = []
+            chain = self.config.hash_chain
+            rotate_at = self.config.max_log_file_size
             try:
-                if self.config.max_log_file_size and self._active_size and (
-                    self._active_size + len(record) > self.config.max_log_file_size
-                ):
-                    self._rotate()
-                ticket = self._writer.submit(record, key.encode() + b"\n")
-            except BaseException:
-                self._dedup.discard(key)
+                for key, event_type, body, aggregate_id, ts in items:
+                    prev = self._prev if chain else None
+                    h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
+                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
+                    record = self._encode(env)
+                    if rotate_at and self._active_size and self._active_size + len(record) > rotate_at:
+                        self._rotate()
+                    ticket = self._writer.submit(record, key.encode() + b"\n")
+                    self._prev = h
+                    self._active_size += len(record)
+                    self._active_records += 1
+                    self._state.apply(env)
+                    envs.append(env)
+            except BaseException as e:
+                # Some records may be written, the state may be half-applied: refuse to go on
+                # with a store whose memory and disk might disagree. Reopening replays the disk.
+                self._failed = e
                 raise
-            self._prev = h
-            self._active_size += len(record)
-            self._active_records += 1
-            self._state.apply(env)
         self._writer.wait(ticket)
-        return env
+        return envs
 
     def flush(self, *, fsync: bool = False) -> None:
         """Barrier: every event appended so far is written to the journal (and fsynced when
@@ -500,6 +591,13 @@ class Store:
         if self._closed:
             msg = f"store `{self.path}` is closed"
             raise LithairLabError(msg)
+        if self._failed is not None:
+            msg = (
+                f"store `{self.path}` stopped after an error during an append ({self._failed!r}); its memory and"
+                " its journal may disagree\n\nClose it and open the directory again: the replay rebuilds the state"
+                " from what was written."
+            )
+            raise LithairLabError(msg) from self._failed
 
     def _encode(self, env: Envelope) -> bytes:
         if self._encoding == "binary":
@@ -542,6 +640,9 @@ class Store:
         if self._checkpointed:
             self._write_checkpoint()
 
+    def _segment_count(self) -> int | None:
+        return len(layout.segments(self.path)) if self._active_name == layout.ACTIVE else None
+
     def _write_checkpoint(self) -> checkpoint.Checkpoint:
         self._writer.drain()
         self._writer.sync_all()
@@ -558,14 +659,14 @@ class Store:
             covered_events=self._active_records,
             prefix_sha256=h.hexdigest(),
             last_event_hash=self._prev,
-            state=self._state.to_json(),
+            state=self._state.to_json(segments=self._segment_count()),
         )
         snap = self.path / layout.SNAPSHOT
-        if not self._checkpointed and snap.exists():
+        if not self._snapshot_is_ours and snap.exists():
             keep = self.path / f"{PRESERVED_SNAPSHOT}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
             os.link(snap, keep)
         _publish(snap, cp.to_bytes(), tmp_name=f"native-snapshot-{uuid.uuid4()}.tmp")
-        self._checkpointed = True
+        self._checkpointed = self._snapshot_is_ours = True
         return cp
 
 
