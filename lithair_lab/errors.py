@@ -78,6 +78,17 @@ class DamageError(LithairLabError):
         super().__init__(msg)
 
 
+class SchemaConflictError(LithairLabError, ValueError):
+    """Payload rows disagree on a field's type; ``field`` and ``types`` (type name -> example seqs) say how."""
+
+    def __init__(self, field: str, types: dict[str, list[int]], hint: str = "") -> None:
+        self.field = field
+        self.types = types
+        shown = "; ".join(f"{t} (e.g. seq {', '.join(map(str, seqs[:3]))})" for t, seqs in types.items())
+        msg = f"payload field `{field}` has conflicting types across rows: {shown}"
+        super().__init__(msg + (f"\n\n{hint}" if hint else ""))
+
+
 class HorizonError(LithairLabError):
     """A moment lies before the earliest point a directory can still reconstruct exactly."""
 
