@@ -1,0 +1,93 @@
+"""Walk the stores of a path batch by batch: records with ``seq``/``store``, and damage.
+
+The one loop behind :func:`~lithair_lab.frames.scan.scan` (records) and
+:func:`~lithair_lab.frames.damage.scan_damage` (damage), so both see exactly
+the same files in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from lithair_lab.errors import DamageError
+from lithair_lab.formats import batch
+from lithair_lab.formats.schema import DAMAGE_SCHEMA, EVENT_COLUMNS, EVENT_SCHEMA
+
+from .stores import NOTICES, Store, plan
+
+OnDamage = Literal["raise", "report"]
+ON_DAMAGE = ("raise", "report")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decoded batch: event-frame rows (``EVENT_SCHEMA``) and damage rows (``DAMAGE_SCHEMA``)."""
+
+    records: pl.DataFrame
+    damage: pl.DataFrame
+
+
+def check_on_damage(on_damage: str) -> None:
+    """Validate the damage policy before anything is read."""
+    if on_damage not in ON_DAMAGE:
+        msg = f"`on_damage` must be one of {', '.join(repr(p) for p in ON_DAMAGE)}, got {on_damage!r}"
+        raise ValueError(msg)
+
+
+def walk(
+    stores: list[Store],
+    *,
+    on_damage: OnDamage,
+    chunk_size: int = batch.CHUNK_SIZE,
+    max_record_size: int = batch.MAX_RECORD_SIZE,
+) -> Iterator[Step]:
+    """Decode every store's history in replay order.
+
+    ``seq`` restarts at 0 for each store: it is the position of a record in
+    its store's history (the number checkpoints count in ``covered_events``).
+    With ``on_damage="raise"`` the first damage row raises :class:`DamageError`
+    (a bad checkpoint raises :class:`CheckpointError`) before any record after
+    it is returned.
+    """
+    strict = on_damage == "raise"
+    for store in stores:
+        p = plan(store, strict=strict)
+        if p.problems:
+            problems = pl.DataFrame(p.problems, schema=DAMAGE_SCHEMA, orient="row")
+            if strict:
+                raise_first(problems, store.directory)
+            yield Step(pl.DataFrame(schema=EVENT_SCHEMA), problems)
+        seq = 0
+        for journal in p.journals:
+            if not journal.is_file():
+                continue  # the active file of a store that has only rotated segments
+            rel = journal.relative_to(store.directory).as_posix()
+            for b in batch.read_journal(journal, name=rel, chunk_size=chunk_size, max_record_size=max_record_size):
+                damage = b.damage.with_columns(pl.lit(store.name, pl.String).alias("store")).select(list(DAMAGE_SCHEMA))
+                if strict and damage.height:
+                    raise_first(damage, store.directory)
+                n = b.records.height
+                records = b.records.with_columns(
+                    (pl.int_range(n, dtype=pl.UInt64) + seq).alias("seq"),
+                    pl.lit(store.name, pl.String).alias("store"),
+                ).select(EVENT_COLUMNS)
+                seq += n
+                yield Step(records, damage)
+
+
+def raise_first(damage: pl.DataFrame, directory: Path) -> None:
+    """Raise :class:`DamageError` for the first row that is damage (not a notice)."""
+    rows = damage.filter(~pl.col("kind").is_in(list(NOTICES)))
+    if rows.is_empty():
+        return
+    r = rows.row(0, named=True)
+    hint = (
+        f"to read every intact record and list all the damage, use `ll.scan(path, on_damage=\"report\")`"
+        f" and `ll.read_damage(path)`\n(damaged bytes: {r['raw']})"
+    )
+    raise DamageError(directory / r["file"], r["offset"], r["kind"], r["detail"], line=r["line"], hint=hint)
