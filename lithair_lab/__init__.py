@@ -20,13 +20,27 @@ from .errors import (
     NotFoundError,
     PolicyError,
     StoreLockedError,
+    ValidationError,
 )
 from .engine import ReducerRegistry, Store, open_store
+from .engine.models import Field, Index, Model, ModelStore, model_from_schema, open_models, shop_models
 from .formats.envelope import RawJSON
+from .server import RunningServer, serve, start_server
 
 __version__ = _version("lithair_lab")
 
 __all__ = [
+    "Field",
+    "Index",
+    "Model",
+    "ModelStore",
+    "RunningServer",
+    "ValidationError",
+    "model_from_schema",
+    "open_models",
+    "serve",
+    "shop_models",
+    "start_server",
     "RawJSON",
     "ReducerRegistry",
     "Store",

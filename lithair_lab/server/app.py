@@ -44,7 +44,7 @@ from starlette.routing import Route
 from ..engine.models import ModelStore
 from ..engine.models.model import Model, json_type_of
 from ..errors import ConstraintError, LithairLabError, NotFoundError, ValidationError
-from .metrics import collect_metrics
+from .metrics import Monitor
 
 log = logging.getLogger("lithair_lab.server")
 
@@ -180,6 +180,7 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Sta
     """
     stats: Counter[int] = Counter()
     started = time.time()
+    monitor = Monitor(db)
 
     def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Handler:
         async def wrapped(request: Request) -> Response:
@@ -201,7 +202,7 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Sta
         return JSONResponse(body)
 
     async def metrics(request: Request) -> Response:
-        figures = await blocking(collect_metrics, db)
+        figures = await blocking(monitor.collect)
         figures["http"] = {"uptime_seconds": time.time() - started, "responses": {str(k): v for k, v in sorted(stats.items())}}
         return JSONResponse(figures)
 

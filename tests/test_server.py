@@ -1,0 +1,212 @@
+"""The HTTP API over a real uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import lithair_lab as ll
+from lithair_lab.engine.models import shop_models
+from lithair_lab.server import RunningServer, start_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with start_server(tmp_path / "shop", shop_models(), fsync=False, max_body_bytes=4096) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, httpx.Client]]:
+    """One seeded shop for the table of refused requests (none of which may change it)."""
+    with start_server(tmp_path_factory.mktemp("seeded") / "shop", shop_models(), fsync=False, max_body_bytes=4096) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            seed(c)
+            yield srv, c
+
+
+def seed(c: httpx.Client) -> None:
+    assert c.post("/api/categories", json={"id": "c1", "name": "pens"}).status_code == 201
+    assert c.put("/api/products/p1", json={"name": "Pen", "price": 1.5, "category_id": "c1", "sku": "PEN"}).status_code == 201
+    assert c.post("/api/customers", json={"id": "u1", "email": "ann@example.com"}).status_code == 201
+    assert c.post("/api/orders", json={"id": "o1", "customer_id": "u1", "product_id": "p1", "quantity": 1}).status_code == 201
+
+
+def test_crud_round_trip(client: httpx.Client) -> None:
+    r = client.post("/api/products", json={"id": "p1", "name": "Pen", "price": 1.5})
+    assert r.status_code == 201 and r.headers["location"] == "/api/products/p1"
+    assert r.json() == {"id": "p1", "name": "Pen", "price": 1.5, "stock": 0, "sku": None, "category_id": None}
+    assert client.get("/api/products/p1").json()["name"] == "Pen"
+    r = client.patch("/api/products/p1", json={"stock": 4})
+    assert r.status_code == 200 and r.json()["stock"] == 4
+    assert client.get("/api/Product/p1").json()["stock"] == 4  # the model name works as a route too
+    r = client.delete("/api/products/p1")
+    assert r.status_code == 200 and r.json() == {"deleted": [["Product", "p1"]], "nulled": []}
+    assert client.get("/api/products/p1").status_code == 404
+    assert {m["model"] for m in client.get("/api").json()["models"]} == {"Category", "Product", "Customer", "Order", "Account"}
+
+
+def test_put_is_an_upsert_as_the_seed_loops_need(client: httpx.Client, server: RunningServer) -> None:
+    r = client.put("/api/products/1", json={"name": "Test Product 1", "price": 401})
+    assert r.status_code == 201
+    r = client.put("/api/products/1", json={"price": 400.01})  # only the price: the other fields stay
+    assert r.status_code == 200 and r.json()["name"] == "Test Product 1" and r.json()["price"] == 400.01
+    assert client.patch("/api/products/2", json={"price": 1}).status_code == 404  # PATCH never creates
+    assert server.db.store.event_count == 2
+
+
+def test_seed_loops_on_new_connections(client: httpx.Client, server: RunningServer) -> None:
+    """The seed's two curl loops, scaled down: each request on a new connection."""
+    close = {"Connection": "close"}
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for i in range(1, 101):
+            r = c.put("/api/products/1", json={"name": f"Test Product {i}", "price": 400 + i}, headers=close)
+            assert r.status_code == (201 if i == 1 else 200), r.text
+        for i in range(1, 201):
+            r = c.put("/api/products/1", json={"price": round(400 + i * 0.01, 2)}, headers=close)
+            assert r.status_code == 200, r.text
+    final = client.get("/api/products/1").json()
+    assert (final["name"], final["price"]) == ("Test Product 100", 402.0)
+    assert server.db.store.event_count == 300
+
+
+def test_list_filters_on_indexed_fields_and_paginates(client: httpx.Client) -> None:
+    for i in range(7):
+        client.post("/api/products", json={"id": f"p{i}", "name": "even" if i % 2 == 0 else "odd", "price": i})
+    body = client.get("/api/products", params={"name": "even", "limit": 2, "offset": 1}).json()
+    assert [p["id"] for p in body["items"]] == ["p2", "p4"] and body["total"] == 4
+    both = client.get("/api/products", params=[("name", "even"), ("name", "odd")]).json()
+    assert both["total"] == 7 and len(both["items"]) == 7
+    assert client.get("/api/products", params={"limit": 3}).json()["items"][2]["id"] == "p2"
+    assert client.get("/api/orders", params={"status": "placed"}).json() == {"items": [], "total": 0, "limit": 100, "offset": 0}
+
+
+def expect_error(r: httpx.Response, status: int, kind: str, text: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["error"] == kind and text in body["message"], body
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "status", "kind", "text"),
+    [
+        ("PUT", "/api/products/p1", {"content": b"{not json"}, 400, "malformed_json", "not valid JSON"),
+        ("POST", "/api/products", {"content": b""}, 400, "malformed_json", "request body is empty"),
+        ("GET", "/api/widgets", {}, 404, "not_found", "unknown model `widgets`"),
+        ("GET", "/api/products/nope", {}, 404, "not_found", "`Product` `nope` not found"),
+        ("DELETE", "/api/products/nope", {}, 404, "not_found", "`Product` `nope` not found"),
+        ("GET", "/nowhere", {}, 404, "not_found", "Not Found"),
+        ("POST", "/api/products/p1", {"json": {}}, 405, "method_not_allowed", "Method Not Allowed"),
+        ("POST", "/api/customers", {"json": {"id": "u2", "email": "ann@example.com"}}, 409, "unique", "already has `email`"),
+        ("POST", "/api/products", {"json": {"id": "p1", "name": "x", "price": 1}}, 409, "exists", "already exists"),
+        ("PATCH", "/api/products/p1", {"json": {"category_id": "zz"}}, 409, "foreign_key", "`Category` `zz`, which does not exist"),
+        ("DELETE", "/api/customers/u1", {}, 409, "protected", "referenced by `Order` `o1`"),
+        ("PUT", "/api/products/p1", {"json": {"price": "cheap"}}, 422, "validation", "must be number, got string"),
+        ("PUT", "/api/products/p1", {"json": [1, 2]}, 422, "validation", "must be a JSON object, got array"),
+        ("POST", "/api/products", {"json": {"id": "p9", "price": 1}}, 422, "validation", "`Product.name` is required"),
+        ("PATCH", "/api/orders/o1", {"json": {"quantity": 1, "product_id": "p2"}}, 422, "validation", "immutable"),
+        ("GET", "/api/products?price=1", {}, 422, "validation", "not indexed"),
+        ("GET", "/api/products?limit=-1", {}, 422, "validation", "`limit` must be a non-negative integer"),
+        ("GET", "/api/products?limit=99999999", {}, 422, "validation", "up to 10000"),
+        ("DELETE", "/api/products/p1?force=maybe", {}, 422, "validation", "`force` must be"),
+        ("PUT", "/api/products/p1", {"json": {"name": "x" * 5000}}, 413, "too_large", "larger than 4096 bytes"),
+    ],
+)
+def test_bad_requests_get_json_errors_and_change_nothing(
+    seeded: tuple[RunningServer, httpx.Client], method: str, url: str, kwargs: dict[str, Any], status: int, kind: str, text: str
+) -> None:
+    server, client = seeded
+    before = (server.db.store.event_count, server.db.store.path.joinpath("events.raftlog").stat().st_size)
+    expect_error(client.request(method, url, **kwargs), status, kind, text)
+    assert (server.db.store.event_count, server.db.store.path.joinpath("events.raftlog").stat().st_size) == before
+
+
+def test_oversized_chunked_body_is_refused_without_content_length(client: httpx.Client, server: RunningServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    expect_error(client.put("/api/products/p1", content=chunks()), 413, "too_large", "larger than 4096")
+    assert server.db.store.event_count == 0
+
+
+def test_typed_filters_are_checked(tmp_path: Path) -> None:
+    m = ll.Model("Ticket", [ll.Field("id", int, primary_key=True), ll.Field("prio", int, indexed=True), ll.Field("tag", indexed=True)])
+    with start_server(tmp_path / "d", [m], fsync=False) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.put("/api/tickets/1", json={"prio": 2, "tag": 5}).status_code == 201
+        assert c.put("/api/tickets/2", json={"prio": 3, "tag": "5"}).status_code == 201
+        assert c.get("/api/tickets?prio=2").json()["total"] == 1
+        assert c.get("/api/tickets?tag=5").json()["total"] == 2  # untyped: "5" may mean the string or the number
+        expect_error(c.get("/api/tickets?prio=high"), 422, "validation", "`Ticket.prio` is integer; `high` is not")
+        expect_error(c.get("/api/tickets/abc"), 404, "not_found", "`Ticket` `abc` not found")
+        expect_error(c.put("/api/tickets/abc", json={"prio": 1, "tag": 1}), 422, "validation", "key `abc` is not a valid `id`")
+
+
+def test_force_delete_over_http(client: httpx.Client) -> None:
+    seed(client)
+    r = client.delete("/api/products/p1", params={"force": "true"})
+    assert r.json() == {"deleted": [["Order", "o1"], ["Product", "p1"]], "nulled": []}
+    r = client.delete("/api/categories/c1")
+    assert r.status_code == 200
+
+
+def test_idempotency_key_makes_retries_safe(client: httpx.Client, server: RunningServer) -> None:
+    h = {"Idempotency-Key": "order-42"}
+    assert client.post("/api/customers", json={"id": "u1", "email": "a@example.com"}, headers=h).status_code == 201
+    body = expect_error(client.post("/api/customers", json={"id": "u2", "email": "b@example.com"}, headers=h), 409, "duplicate", "order-42")
+    assert body["details"] == {"event_id": "order-42"}
+    assert server.db.store.event_count == 1
+    expect_error(client.put("/api/products/x", json={}, headers={"Idempotency-Key": "a\tb"}), 400, "bad_header", "Idempotency-Key")
+
+
+def test_health_and_metrics(client: httpx.Client) -> None:
+    seed(client)
+    client.put("/api/products/p1", json={"price": 2})
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["events"] == 5 and health["violations"] == []
+    m = client.get("/metrics").json()
+    for key in ("log_size_bytes", "events", "events_since_compaction", "compactions", "last_startup_seconds", "critical_events", "backup_size_bytes"):
+        assert key in m, key
+    assert m["events"] == 5 and m["critical_events"] == 4 and m["log_size_bytes"] > 0
+    assert m["entities"]["Product"] == 1
+    assert m["http"]["responses"]["201"] == 4
+
+
+def test_cli_serve_subprocess_stops_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from lithair_lab.cli import main; main()", "serve", str(tmp_path / "d"), "--shop", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith(f"serving {tmp_path / 'd'} on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        url = line.split(" on ")[1].strip()
+        assert httpx.put(f"{url}/api/products/1", json={"name": "Test Product 1", "price": 401}).status_code == 201
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with ll.open_models(tmp_path / "d") as db:  # the schemas were written; the write is there
+        assert db.get("products", "1")["price"] == 401
