@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -35,6 +35,12 @@ from .lock import LOCK_NAME, DirectoryLock
 from .recovery import Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
 from .reducers import Reducer, ReducerRegistry, ReplayState
 from .writers import AppendFile, Writer, make_writer
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .compaction import AutoCompaction, CompactionReport
+    from .policies import CompactionPolicy
 
 OnDamage = Literal["raise", "report"]
 _EVENT_KEYS = frozenset({"event_type", "payload", "event_id", "aggregate_id", "timestamp"})
@@ -165,6 +171,9 @@ class Store:
         self._lock = threading.Lock()
         self._closed = True
         self._failed: BaseException | None = None
+        self._compaction_lock = threading.Lock()  # one compaction at a time (engine/compaction.py)
+        self._compacting = False  # rotation waits while a compaction runs
+        self._auto: AutoCompaction | None = None
         _check_directory(path)
         path.mkdir(parents=True, exist_ok=True)
         self._dirlock = DirectoryLock(path)
@@ -527,6 +536,8 @@ class Store:
                     self._active_records += 1
                     self._state.apply(env)
                     envs.append(env)
+                if self._auto is not None:
+                    self._auto.poke()  # an integer comparison; a due compaction runs in its own thread
             except BaseException as e:
                 # Some records may be written, the state may be half-applied: refuse to go on
                 # with a store whose memory and disk might disagree. Reopening replays the disk.
@@ -558,8 +569,45 @@ class Store:
             self._check_open()
             return self._write_checkpoint()
 
+    def compact(self, policy: CompactionPolicy, *, now: datetime | None = None) -> CompactionReport:
+        """Compact the journal with ``policy``, safely; appends from other threads go on.
+
+        A checkpoint of the current state is published with the new journal,
+        so the state is unchanged and kept records are history only; the
+        replaced files go to a backup. See :mod:`lithair_lab.engine.compaction`.
+
+        Raises
+        ------
+        PolicyError
+            The policy is invalid, or would lose state or forget idempotence keys.
+        """
+        from .compaction import compact
+
+        return compact(self, policy, now=now)
+
+    def auto_compact(self, policy: CompactionPolicy | None) -> AutoCompaction | None:
+        """Compact in the background whenever the journal reaches ``policy``'s threshold (None: stop).
+
+        Returns the :class:`~lithair_lab.engine.compaction.AutoCompaction`
+        (its ``reports`` and ``errors``), or None.
+        """
+        from .compaction import AutoCompaction
+
+        with self._lock:
+            self._auto = AutoCompaction(self, policy) if policy is not None else None
+            if self._auto is not None:
+                self._auto.poke()
+            return self._auto
+
     def close(self) -> None:
-        """Write and fsync everything, stop the writer, release the lock (idempotent)."""
+        """Write and fsync everything, stop the writer, release the lock (idempotent).
+
+        A background compaction finishes first.
+        """
+        with self._compaction_lock:
+            self._close()
+
+    def _close(self) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -611,8 +659,8 @@ class Store:
 
     def _rotate(self) -> None:
         """Rename the active journal to the next ``events.raftlog.N`` and start a new one."""
-        if self._active_name != layout.ACTIVE:
-            return  # an upstream native journal is never rotated (Era C has no rotation)
+        if self._active_name != layout.ACTIVE or self._compacting:
+            return  # a native journal is never rotated (Era C has none); a compaction is copying this file
         segs = layout.segments(self.path)
         n = int(layout.SEGMENT.fullmatch(segs[-1].name).group(1)) + 1 if segs else 1  # type: ignore[union-attr]
         self._switch_journal(self.path / f"{layout.ACTIVE}.{n}")
