@@ -29,6 +29,20 @@ from .server import RunningServer, serve, start_server
 
 __version__ = _version("lithair_lab")
 
+# The workbench (charts, widgets, datasets) loads on first use: `ll.viz.event_rate(...)`,
+# `ll.widgets.TimeTravelExplorer(...)`, `ll.datasets.path("shop")`, `ll.inspect_store(...)`.
+_WORKBENCH = {"viz": "viz", "widgets": "widgets", "datasets": "datasets", "inspect_store": "widgets.report"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _WORKBENCH:
+        import importlib
+
+        module = importlib.import_module(f".{_WORKBENCH[name]}", __name__)
+        return module if name == _WORKBENCH[name] else getattr(module, name)
+    msg = f"module `lithair_lab` has no attribute `{name}`"
+    raise AttributeError(msg)
+
 __all__ = [
     "Field",
     "Index",
@@ -57,4 +71,8 @@ __all__ = [
     "PolicyError",
     "StoreLockedError",
     "__version__",
+    "datasets",
+    "inspect_store",
+    "viz",
+    "widgets",
 ]
