@@ -19,12 +19,27 @@ from .errors import (
     LithairLabError,
     NotFoundError,
     PolicyError,
+    SchemaConflictError,
     StoreLockedError,
     ValidationError,
 )
 from .engine import ReducerRegistry, Store, open_store
 from .engine.models import Field, Index, Model, ModelStore, model_from_schema, open_models, shop_models
 from .formats.envelope import RawJSON
+from .frames import (
+    Follower,
+    decode_payloads,
+    follow,
+    payload_schema,
+    read,
+    read_damage,
+    read_dedup,
+    read_meta,
+    read_snapshot,
+    scan,
+    scan_damage,
+    verify_chain,
+)
 from .server import RunningServer, serve, start_server
 
 __version__ = _version("lithair_lab")
@@ -44,6 +59,19 @@ def __getattr__(name: str) -> object:
     raise AttributeError(msg)
 
 __all__ = [
+    "Follower",
+    "SchemaConflictError",
+    "decode_payloads",
+    "follow",
+    "payload_schema",
+    "read",
+    "read_damage",
+    "read_dedup",
+    "read_meta",
+    "read_snapshot",
+    "scan",
+    "scan_damage",
+    "verify_chain",
     "Field",
     "Index",
     "Model",
