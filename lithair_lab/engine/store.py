@@ -187,7 +187,6 @@ class Store:
     # ------------------------------------------------------------------ open
 
     def _recover(self, registry: ReducerRegistry, on_damage: OnDamage) -> None:
-        self._write_meta_once()
         cp = self._load_manifest()
         state: ReplayState | None = None
         cp_file: Path | None = None
@@ -250,6 +249,7 @@ class Store:
         self._active_records = active_records
         self._encoding = self._choose_encoding(active, files)
         self._dedup = self._load_dedup(tail_ids, files, on_damage)
+        self._write_meta_once()
         journal = AppendFile(active)
         ids = AppendFile(self.path / layout.DEDUP) if self.config.dedup_persist else None
         self._writer: Writer = make_writer(journal, ids, self.config)
