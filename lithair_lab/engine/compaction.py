@@ -363,7 +363,7 @@ def _make_ids_durable(store: Store, ids: pl.Series) -> None:
         return
     ids_path = store.path / layout.DEDUP
     on_disk = pl.Series("id", ids_path.read_bytes().split(b"\n")[:-1] if ids_path.exists() else [], dtype=pl.Binary)
-    missing = ids.cast(pl.Binary).filter(~ids.cast(pl.Binary).is_in(on_disk)).unique(maintain_order=True)
+    missing = ids.cast(pl.Binary).filter(~ids.cast(pl.Binary).is_in(on_disk.implode())).unique(maintain_order=True)
     if missing.len():
         store._writer.ids.write(b"".join(v + b"\n" for v in missing.to_list()))
     store._writer.ids.sync()
@@ -617,8 +617,12 @@ class AutoCompaction:
             self.trigger = None  # a failing policy is not retried on every append
             return
         self.reports.append(report)
-        self.trigger = next_trigger(self.policy.threshold, report.retained)
-        self.last_snapshot = self.store.event_count
+        with self.store._lock:
+            self.trigger = next_trigger(self.policy.threshold, report.retained)
+            self.last_snapshot = self.store.event_count
+            if not self.store.closed:  # appends made meanwhile may already be due for the next one
+                self._thread = None
+                self.poke()
 
     def _snapshot(self) -> None:
         try:
@@ -627,10 +631,12 @@ class AutoCompaction:
             self.errors.append(e)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for a running background compaction or checkpoint to finish."""
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
+        """Wait until no background compaction or checkpoint runs (or ``timeout`` seconds pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (t := self._thread) is not None and t.is_alive():
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
 
 __all__ = [
