@@ -76,8 +76,10 @@ def detect_encoding(path: Path) -> Encoding | None:
         return None
     if not head:
         return None
-    if b"\x00" in head[:8]:
-        return "binary"  # a u64 LE length prefix has NUL high bytes; JSON text never does
+    if len(head) >= 8 and bincode.LEN.unpack(head[:8])[0] <= MAX_FRAME:
+        return "binary"  # a plausible u64 LE length prefix: its high bytes are NUL, which JSON text never has
+    if len(head) < 8 and b"\x00" in head:
+        return "binary"  # a torn first frame, cut inside its length prefix
     if jsonlines.has_crc_prefix(head[:9]) or head.lstrip()[:1] in (b"{", b"["):
         return "json"
     if len(head) < 9 and all(c in b"0123456789abcdef" for c in head):
