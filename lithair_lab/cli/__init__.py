@@ -34,9 +34,12 @@ def _register() -> None:
     from . import serve
 
     main.add_command(serve.serve)
-    from . import generate
+    from . import export, generate, inspect, verify
 
     main.add_command(generate.generate)
+    main.add_command(inspect.inspect)
+    main.add_command(verify.verify)
+    main.add_command(export.export)
 
 
 _register()

@@ -14,6 +14,13 @@ import polars as pl
 F = TypeVar("F", bound=Callable[..., Any])
 
 source_argument = click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+on_damage_option = click.option(
+    "--on-damage",
+    type=click.Choice(["raise", "report"]),
+    default="raise",
+    show_default=True,
+    help="`raise`: stop at the first damaged record. `report`: leave damaged records out (see `verify`).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")
 
 
