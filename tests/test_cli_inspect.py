@@ -26,7 +26,7 @@ def test_inspect_summarizes_files_records_types_and_range() -> None:
     code, out = run("inspect", str(SHOP))
     assert code == 0
     first = out.splitlines()[0]
-    assert first == f"{SHOP}: 4,000 records in 5 journal file(s), 2,092,406 bytes in 8 file(s)"
+    assert first == f"{SHOP}: 4,000 records in 5 journal file(s), 2,216,970 bytes in 8 file(s)"
     assert "time range: 2026-01-05 00:00:00 → " in out
     assert "hash chain: intact over 4,000 records" in out
 

@@ -47,6 +47,14 @@ def test_shop_has_price_storms_deletes_recreates_and_a_day_night_rhythm() -> Non
         )
     ]
     assert deleted and recreated
+    # a key is created only when it is not live: no "create over live" in the history
+    live: set[tuple[str, str]] = set()
+    for e in events:
+        if e.event_type.endswith("Created"):
+            assert (e.event_type, e.aggregate_id) not in live
+            live.add((e.event_type, e.aggregate_id))
+        elif e.event_type.endswith("Deleted"):
+            live.discard((e.event_type.replace("Deleted", "Created"), e.aggregate_id))
     # orders are paid before they move on, and payments name their order
     types = Counter(e.event_type for e in events)
     assert {"UserCreated", "OrderCreated", "OrderUpdated", "PaymentCreated"} <= set(types)

@@ -169,7 +169,9 @@ def shop(events: int, *, seed: int = 0, weeks: float = 4, start: datetime = STAR
             yield new_user()
         elif r < 0.30:  # price and stock updates, mostly on the hot products
             key = rng.choice(hot) if rng.random() < 0.7 else rng.choice(list(products) or hot)
-            if key not in products:
+            if key not in products:  # a withdrawn hot product comes back
+                if key in deleted:
+                    deleted.remove(key)
                 yield new_product(key)
             elif rng.random() < 0.8:
                 yield price_update(key, round(products[key]["price"] * rng.uniform(0.9, 1.1), 2))
