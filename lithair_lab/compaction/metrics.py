@@ -1,0 +1,151 @@
+"""What a policy gives up: integrity at the head, audit completeness, time-travel horizon.
+
+Each takes the uncompacted log (EVENT_SCHEMA rows in order) and the rows a
+policy left in the journal, and is vectorized over the whole log.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from ..engine.policies import STREAM
+from ..formats.crud import ACTIONS
+
+_RESETS = [op for op, action in ACTIONS.items() if action in ("upsert", "delete")]
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How far back ``state_at`` is still exact on a compacted journal.
+
+    ``position`` is the first row from which every later moment is exact
+    (``None`` when not even the head is), ``timestamp`` its time, and
+    ``share`` the fraction of the history's moments (one per record) that
+    can still be reconstructed exactly.
+    """
+
+    position: int | None
+    timestamp: datetime | None
+    share: float
+
+
+def horizon(
+    log: pl.DataFrame,
+    retained: pl.Series,
+    *,
+    exact_from: int | None,
+    custom_types: Collection[str] = (),
+) -> Horizon:
+    """The time-travel horizon of a journal that kept the rows ``retained`` of ``log``.
+
+    A moment (the state after row ``m``) is counted exact when, for every
+    entity, its history from its last ``Created``/``Replicated``/``Deleted``
+    up to ``m`` is fully retained: folding the retained records then gives
+    the same entity. A dropped record of a type with a custom reducer breaks
+    every later moment (a reducer may do anything). Moments from
+    ``exact_from`` on (a checkpoint's row) are exact by construction.
+
+    The count is a guarantee, not an estimate: a policy that keeps only the
+    newest whole-object update may reconstruct more moments than counted.
+    """
+    n = log.height
+    if n == 0:
+        return Horizon(0, None, 1.0)
+    kept = pl.Series("kept", [False] * n)
+    kept = kept.scatter(retained, True) if retained.len() else kept
+    row = pl.col("_row")
+    reset = pl.col("op").is_in(_RESETS).fill_null(False)
+    next_reset = pl.when(reset).then(row).shift(-1).backward_fill().over(STREAM)
+    is_crud = pl.col("model").is_not_null() & STREAM.is_not_null()
+    is_custom = pl.col("short_type").is_in(list(custom_types)).fill_null(False)
+    end = pl.when(is_custom).then(pl.lit(n, pl.Int64)).when(is_crud).then(next_reset.fill_null(n)).otherwise(None)
+    limit = n if exact_from is None else exact_from
+    broken = (
+        log.with_columns(pl.int_range(n, dtype=pl.Int64).alias("_row"))
+        .select(row.alias("start"), end.alias("end"), kept)
+        .filter(~pl.col("kept") & pl.col("end").is_not_null())
+        .with_columns(pl.col("end").clip(upper_bound=limit))
+        .filter(pl.col("start") < pl.col("end"))
+        .sort("start")
+        .with_columns(reach=pl.col("end").cum_max().shift(1).fill_null(0))
+        .select(
+            covered=(pl.col("end") - pl.max_horizontal("start", "reach")).clip(lower_bound=0).sum(),
+            last=pl.col("end").max(),
+        )
+    )
+    covered = int(broken["covered"][0] or 0)
+    first_exact = int(broken["last"][0]) if broken["last"][0] is not None else 0
+    if first_exact >= n:
+        return Horizon(None, None, 1 - covered / n)
+    return Horizon(first_exact, log["timestamp"][first_exact], 1 - covered / n)
+
+
+def audit_completeness(log: pl.DataFrame, retained: pl.Series, critical: pl.Expr) -> float | None:
+    """Share of the log's critical records still in the journal (None when it has none)."""
+    flags = log.select(critical.fill_null(False).alias("c"))["c"]
+    total = int(flags.sum())
+    if total == 0:
+        return None
+    return int(flags.gather(retained).sum()) / total if retained.len() else 0.0
+
+
+def differing_entities(expected: dict[str, pl.DataFrame], actual: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Entities whose value differs between two states (``ll.state_at`` results).
+
+    Compares the entities' fields (not their version counters, which a
+    compaction legitimately changes); an entity present on one side only
+    differs. Returns ``model``, ``key`` and ``what`` (``missing``, ``extra``
+    or ``changed``).
+    """
+    from ..state.columns import KEY, VALUE
+
+    out: list[pl.DataFrame] = []
+    for model in sorted(set(expected) | set(actual)):
+        sides = []
+        for side, states in ((0, expected), (1, actual)):
+            frame = states.get(model)
+            if frame is None or frame.height == 0:
+                continue
+            fields = [c for c in frame.columns if not c.startswith("_") or c in (KEY, VALUE)]
+            sides.append(frame.select(fields).with_columns(pl.lit(side, pl.Int8).alias("__side")))
+        if not sides:
+            continue
+        both = pl.concat(sides, how="diagonal_relaxed")
+        fields = [c for c in both.columns if c not in (KEY, "__side")]
+        summary = both.group_by(KEY).agg(
+            sides=pl.col("__side").sort(),
+            variants=pl.struct(fields).n_unique() if fields else pl.lit(1),
+        )
+        diff = summary.filter((pl.col("sides").list.len() != 2) | (pl.col("variants") != 1)).select(
+            pl.lit(model).alias("model"),
+            pl.col(KEY).alias("key"),
+            pl.when(pl.col("sides").list.len() == 2)
+            .then(pl.lit("changed"))
+            .when(pl.col("sides").list.first() == 0)
+            .then(pl.lit("missing"))
+            .otherwise(pl.lit("extra"))
+            .alias("what"),
+        )
+        out.append(diff)
+    schema = {"model": pl.String(), "key": pl.String(), "what": pl.String()}
+    return pl.concat(out).sort("model", "key") if out else pl.DataFrame(schema=schema)
+
+
+def head_state(frame: pl.DataFrame, reducers: Any = None) -> dict[str, pl.DataFrame]:
+    """The state at the end of ``frame`` (``ll.state_at``), the one fold of the package.
+
+    A compacted history is expected to hold anomalies (updates whose create was
+    dropped); the comparison, not a warning, reports what they change.
+    """
+    from ..errors import HistoryWarning
+    from ..state import state_at
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HistoryWarning)
+        return state_at(frame, reducers=reducers)
