@@ -24,6 +24,16 @@ from .errors import (
     ValidationError,
 )
 from .engine import ReducerRegistry, Store, open_store
+from .compaction import Simulation, simulate
+from .engine.compaction import list_backups, restore_backup
+from .engine.policies import (
+    CompactionPolicy,
+    KeepLatestPerKey,
+    MaxCountMaxAge,
+    NoCompaction,
+    SmartCompaction,
+    SnapshotThenTruncate,
+)
 from .engine.models import Field, Index, Model, ModelStore, model_from_schema, open_models, shop_models
 from .formats.envelope import RawJSON
 from .frames import (
@@ -59,6 +69,16 @@ def __getattr__(name: str) -> object:
     raise AttributeError(msg)
 
 __all__ = [
+    "CompactionPolicy",
+    "KeepLatestPerKey",
+    "MaxCountMaxAge",
+    "NoCompaction",
+    "Simulation",
+    "SmartCompaction",
+    "SnapshotThenTruncate",
+    "list_backups",
+    "restore_backup",
+    "simulate",
     "Follower",
     "SchemaConflictError",
     "decode_payloads",
