@@ -7,10 +7,23 @@ safe palette, and saves to PNG or SVG with :func:`save`.
 
 from __future__ import annotations
 
+from .compaction import compaction_growth, compaction_summary
 from .diff import state_diff
 from .entity import entity_timeline
 from .events import event_rate, log_growth, type_mix
 from .export import save, to_png, to_svg
 from .style import PALETTE
 
-__all__ = ["PALETTE", "entity_timeline", "event_rate", "log_growth", "save", "state_diff", "to_png", "to_svg", "type_mix"]
+__all__ = [
+    "PALETTE",
+    "compaction_growth",
+    "compaction_summary",
+    "entity_timeline",
+    "event_rate",
+    "log_growth",
+    "save",
+    "state_diff",
+    "to_png",
+    "to_svg",
+    "type_mix",
+]

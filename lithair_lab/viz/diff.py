@@ -5,10 +5,10 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from ..state.columns import KEY  # the entity-key column of `ll.diff` frames
 from .style import WIDTH, colour_scale
 
 CHANGES = ["created", "updated", "deleted"]
-KEY = "_key"  # the entity-key column of `ll.diff` frames (lithair_lab.state.columns.KEY)
 
 
 def state_diff(diff: pl.DataFrame, *, top_fields: int = 10, title: str = "State diff") -> alt.VConcatChart:
