@@ -1,0 +1,94 @@
+"""The store inspector: files, segments, sizes, damage report and chain check, in tabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import ipywidgets as w
+import polars as pl
+from IPython.display import display
+
+from ..viz import type_mix
+from ..viz.style import WIDTH, colour_scale
+from .base import Workbench, escape, frame_html
+from .report import ROLES, StoreReport, inspect_store
+
+
+def files_chart(report: StoreReport) -> alt.Chart:
+    """Bytes per file, coloured by role (journals in replay order first)."""
+    data = report.files.with_columns(kib=pl.col("bytes") / 1024, name=pl.col("store") + "/" + pl.col("file"))
+    roles = [r for r, _ in ROLES if r in set(data["role"])]
+    return (
+        alt.Chart(data, title=alt.Title("Files", subtitle=f"{report.files['bytes'].sum() / 2**20:,.2f} MiB in all"))
+        .mark_bar()
+        .encode(
+            y=alt.Y("name:N", title="file", sort=data["name"].to_list()),
+            x=alt.X("kib:Q", title="size (KiB)"),
+            color=alt.Color("role:N", title="role", scale=colour_scale(roles), sort=roles),
+            tooltip=["store:N", "file:N", "role:N", alt.Tooltip("bytes:Q", format=","), alt.Tooltip("records:Q", format=",")],
+        )
+        .properties(width=WIDTH, height=max(60, 20 * len(data)))
+    )
+
+
+class StoreInspector(Workbench):
+    """Look inside a data directory: what each file is, how big, what it holds, what is damaged.
+
+    Parameters
+    ----------
+    source
+        A data directory, or a directory of several stores.
+
+    Examples
+    --------
+    >>> ll.widgets.StoreInspector(ll.datasets.path("damaged"))  # doctest: +SKIP
+    """
+
+    def __init__(self, source: str | Path) -> None:
+        self.source = Path(source)
+        self.summary = w.HTML()
+        self.tabs = w.Tab()
+        self.button = w.Button(description="Check again", icon="refresh", tooltip="Re-read the directory")
+        self.button.on_click(lambda _: self.refresh())
+        self.widget = w.VBox([w.HBox([self.button]), self.summary, self.tabs])
+        self.report = inspect_store(self.source)
+        self.refresh(reread=False)
+
+    def refresh(self, *, reread: bool = True) -> None:
+        """Re-read the directory (a writer may have appended) and redraw."""
+        if reread:
+            self.report = inspect_store(self.source)
+        r = self.report
+        badge = "sound" if r.ok else "PROBLEMS FOUND"
+        colour = "#009E73" if r.ok else "#D55E00"
+        lines = "".join(f"<li>{escape(line)}</li>" for line in r.summary_lines())
+        self.summary.value = f'<b style="color:{colour}">{badge}</b><ul>{lines}</ul>'
+        pages: list[tuple[str, w.Widget]] = []
+        files_out, types_out = w.Output(), w.Output()
+        with files_out:
+            display(files_chart(r))
+        with types_out:
+            display(type_mix(self._events()))
+        pages.append(("Files", w.VBox([files_out, w.HTML(frame_html(r.files, css_class="ll-files", rows=60))])))
+        pages.append(("Types", types_out))
+        damage = "<p>No damaged record.</p>" if r.damage.is_empty() else frame_html(r.damage, css_class="ll-damage", rows=50)
+        pages.append((f"Damage ({len(r.damage)})", w.HTML(damage)))
+        if r.chained == 0:
+            chain = "<p>No record carries a hash: there is no chain to check.</p>"
+        elif r.chain.is_empty():
+            chain = f"<p>The hash chain holds over {r.chained:,} records.</p>"
+        else:
+            chain = frame_html(r.chain, css_class="ll-chain", rows=50)
+        pages.append((f"Chain ({len(r.chain)})", w.HTML(chain)))
+        self.tabs.children = [p for _, p in pages]
+        for i, (title, _) in enumerate(pages):
+            self.tabs.set_title(i, title)
+
+    def _events(self) -> pl.DataFrame:
+        from ..frames import scan
+
+        return scan(self.source, on_damage="report").collect()
+
+    def static_html(self) -> str:
+        return self.report._repr_html_()
