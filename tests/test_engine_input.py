@@ -44,6 +44,9 @@ WORKED_FRAME = bytes.fromhex(
         ({"event_type": "T", "payload": {}, "event_id": "a\nb"}, "contains a line break"),
         ({"event_type": "T", "payload": {}, "event_id": "a\rb"}, "contains a line break"),
         ({"event_type": "T", "payload": {}, "event_id": 7}, "`event_id` must be a string or None, got int"),
+        ({"event_type": "T\ud800", "payload": {}}, "is not valid Unicode"),
+        ({"event_type": "T", "payload": {}, "aggregate_id": "\udfff"}, "is not valid Unicode"),
+        ({"event_type": "T", "payload": "\ud800"}, "`payload` is not JSON-serializable"),
         ({"event_type": "T", "payload": {}, "aggregate_id": 7}, "`aggregate_id` must be a string or None, got int"),
     ],
 )

@@ -17,6 +17,7 @@ from ..formats import crud
 from ..formats.envelope import Envelope, short_type
 
 Reducer = Callable[[dict[str, dict[str, Any]], Envelope, Any], None]
+Route = tuple["Reducer | None", "str | None", "crud.Action | None"]
 """``reducer(state, envelope, data)``: mutate ``state`` (model -> key -> object);
 ``data`` is the decoded payload (None when the payload is not JSON)."""
 
@@ -43,6 +44,7 @@ class ReducerRegistry:
 
     def __init__(self, reducers: dict[str, Reducer] | None = None) -> None:
         self._reducers: dict[str, Reducer] = {}
+        self._routes: dict[str, Route] = {}  # full event type -> how to apply it (a cache)
         for event_type, reducer in (reducers or {}).items():
             self.register(event_type, reducer)
 
@@ -55,10 +57,23 @@ class ReducerRegistry:
             msg = f"reducer for `{event_type}` is not callable: {reducer!r}"
             raise TypeError(msg)
         self._reducers[short_type(event_type)] = reducer
+        self._routes.clear()
 
     def get(self, event_type: str) -> Reducer | None:
         """The custom reducer for an event type (full or short), if any."""
         return self._reducers.get(short_type(event_type))
+
+    def route(self, event_type: str) -> Route:
+        """How an event type applies: ``(reducer, None, None)``, ``(None, model, action)`` for
+        CRUD, or ``(None, None, None)`` when it leaves the state unchanged. Cached per type."""
+        r = self._routes.get(event_type)
+        if r is None:
+            reducer = self.get(event_type)
+            split = None if reducer is not None else crud.split_type(event_type)
+            r = (reducer, None, None) if split is None else (None, split[0], crud.ACTIONS[split[1]])
+            if len(self._routes) < 100_000:  # event types are few; bound the cache anyway
+                self._routes[event_type] = r
+        return r
 
     def __contains__(self, event_type: object) -> bool:
         return isinstance(event_type, str) and short_type(event_type) in self._reducers
@@ -105,22 +120,19 @@ class ReplayState:
         self.events += 1
         if env is None:
             return
-        reducer = self.registry.get(env.event_type)
-        split = None if reducer is not None else crud.split_type(env.event_type)
-        if reducer is None and split is None:
+        reducer, model, action = self.registry.route(env.event_type)
+        if reducer is None and model is None:
             return
         if not decoded:
             data = decode_payload(env.payload)
         if reducer is not None:
             reducer(self.models, env, data)
             return
-        model, op = split  # type: ignore[misc]
         key = crud.entity_key(env.aggregate_id, data)
         if key is None:
             return
-        action = crud.ACTIONS[op]
-        crud.apply(self.models.setdefault(model, {}), action, key, data)
-        versions = self.versions.setdefault(model, {})
+        crud.apply(self.models.setdefault(model, {}), action, key, data)  # type: ignore[arg-type]
+        versions = self.versions.setdefault(model, {})  # type: ignore[arg-type]
         if action == "delete":
             versions.pop(key, None)
         else:

@@ -780,6 +780,13 @@ def _check_event(event_type: Any, event_id: Any, aggregate_id: Any, timestamp: A
     if not isinstance(event_type, str) or not event_type:
         msg = f"`event_type` must be a non-empty string, got {event_type!r}"
         raise InvalidEventError(msg)
+    for name, value in (("event_type", event_type), ("event_id", event_id), ("aggregate_id", aggregate_id)):
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                msg = f"`{name}` {value!r} is not valid Unicode (it holds a lone surrogate)"
+                raise InvalidEventError(msg) from None
     if event_id is not None:
         if not isinstance(event_id, str):
             msg = f"`event_id` must be a string or None, got {type(event_id).__name__}"

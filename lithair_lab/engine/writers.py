@@ -90,15 +90,32 @@ class Writer:
 
 
 class SyncWriter(Writer):
-    """Writes each record before ``append`` returns; fsyncs it too when ``fsync`` is set."""
+    """Writes each record before ``append`` returns; fsyncs it too when ``fsync`` is set.
+
+    The ``dedup.raftids`` lines are gathered and written in 64 KiB batches and
+    at every barrier: they may lag the journal, because open reads the ids of
+    every record after the checkpoint from the journal itself, and a
+    checkpoint is only published after a barrier.
+    """
+
+    def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig) -> None:
+        super().__init__(journal, ids, config)
+        self._ids = bytearray()
 
     def submit(self, record: bytes, ids: bytes) -> int:
         self.journal.write(record)
         if self.config.fsync:
             self.journal.sync()
-        if self.ids is not None and ids:
-            self.ids.write(ids)
+        if self.ids is not None:
+            self._ids += ids
+            if len(self._ids) >= 1 << 16:
+                self.drain()
         return 0
+
+    def drain(self) -> None:
+        if self.ids is not None and self._ids:
+            self.ids.write(self._ids)
+            self._ids.clear()
 
 
 class BufferedWriter(Writer):
@@ -114,7 +131,11 @@ class BufferedWriter(Writer):
     def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig, *, group: bool) -> None:
         super().__init__(journal, ids, config)
         self.group = group
-        self._cond = threading.Condition(threading.Lock())
+        mutex = threading.Lock()
+        # Two conditions on one lock, so that a submit wakes only the writer thread and a
+        # finished write wakes only the waiting appenders (no herd of spurious wake-ups).
+        self._work = threading.Condition(mutex)
+        self._done = threading.Condition(mutex)
         self._buf = bytearray()
         self._ids = bytearray()
         self._pending = 0  # records in _buf
@@ -124,54 +145,52 @@ class BufferedWriter(Writer):
         self._closing = False
         self._error: BaseException | None = None
         self._high_water = max(4 * config.buffer_size, 1 << 16)
+        self._last_sync = 0.001  # seconds the last fsync took: bounds how long a group may gather
+        self._last_batch = 1  # records in the last group batch
         self._thread = threading.Thread(target=self._run, name="lithair_lab-writer", daemon=True)
         self._thread.start()
 
     def submit(self, record: bytes, ids: bytes) -> int:
-        with self._cond:
+        with self._work:
             self._check()
             while len(self._buf) >= self._high_water and self._error is None:
                 self._flush_wanted = True
-                self._cond.notify_all()
-                self._cond.wait()
+                self._work.notify()
+                self._done.wait()
             self._check()
             self._buf += record
             self._ids += ids
             self._pending += 1
             self._submitted += 1
-            if (
-                self.group
-                or self._pending >= max(self.config.max_events_buffer, 1)
-                or len(self._buf) >= self.config.buffer_size
-            ):
-                self._cond.notify_all()
+            if self.group or self._due():
+                self._work.notify()
             return self._submitted
 
     def wait(self, ticket: int) -> None:
         if not self.group:
             return
-        with self._cond:
+        with self._done:
             while self._durable < ticket:
                 self._check()
-                self._cond.wait()
+                self._done.wait()
 
     def drain(self) -> None:
-        with self._cond:
+        with self._done:
             target = self._submitted
             while self._durable < target:
                 self._check()
                 self._flush_wanted = True
-                self._cond.notify_all()
-                self._cond.wait()
+                self._work.notify()
+                self._done.wait()
             self._check()
 
     def close(self) -> None:
         try:
             self.drain()
         finally:
-            with self._cond:
+            with self._work:
                 self._closing = True
-                self._cond.notify_all()
+                self._work.notify()
             self._thread.join()
 
     def _check(self) -> None:
@@ -182,33 +201,50 @@ class BufferedWriter(Writer):
     def _run(self) -> None:
         interval = self.config.flush_interval_ms / 1000
         while True:
-            with self._cond:
+            with self._work:
                 while not self._buf and not self._closing:
-                    self._cond.wait()
+                    self._work.wait()
                 if not self._buf:
                     return  # closing, nothing left
                 if not self.group:  # async: let a batch gather for one interval unless pushed
                     deadline = time.monotonic() + interval
                     while not self._due() and (left := deadline - time.monotonic()) > 0:
-                        self._cond.wait(left)
+                        self._work.wait(left)
+                else:
+                    # group: appenders woken by the last fsync are still on their way; give
+                    # them a moment to join this one, until the batch is as large as the last,
+                    # appends stop arriving for 100 us, or half an fsync's time has passed.
+                    deadline = time.monotonic() + min(0.002, self._last_sync / 2)
+                    while self._pending < self._last_batch and not self._closing:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        seen = self._submitted
+                        self._work.wait(min(left, 0.0001))
+                        if self._submitted == seen:
+                            break
+                    self._last_batch = self._pending
                 buf, ids, upto = self._buf, self._ids, self._submitted
                 self._buf, self._ids, self._pending = bytearray(), bytearray(), 0
                 self._flush_wanted = False
-                self._cond.notify_all()  # submitters blocked on the high-water mark
+                if len(buf) >= self._high_water:
+                    self._done.notify_all()  # submitters blocked on the high-water mark
             try:
                 self.journal.write(buf)
                 if self.group or self.config.fsync:
+                    t0 = time.monotonic()
                     self.journal.sync()
+                    self._last_sync = time.monotonic() - t0
                 if self.ids is not None and ids:
                     self.ids.write(ids)
             except BaseException as e:  # noqa: BLE001 - handed to every waiter, then the thread ends
-                with self._cond:
+                with self._work:
                     self._error = e
-                    self._cond.notify_all()
+                    self._done.notify_all()
                 return
-            with self._cond:
+            with self._work:
                 self._durable = upto
-                self._cond.notify_all()
+                self._done.notify_all()
 
     def _due(self) -> bool:
         return (
