@@ -34,12 +34,17 @@ def _register() -> None:
     from . import serve
 
     main.add_command(serve.serve)
-    from . import export, generate, inspect, verify
+    from . import diff, export, generate, history, inspect, restore, simulate, state, verify
 
     main.add_command(generate.generate)
     main.add_command(inspect.inspect)
     main.add_command(verify.verify)
     main.add_command(export.export)
+    main.add_command(state.state)
+    main.add_command(history.history)
+    main.add_command(diff.diff)
+    main.add_command(simulate.simulate)
+    main.add_command(restore.restore)
 
 
 _register()

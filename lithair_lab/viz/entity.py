@@ -87,7 +87,11 @@ def entity_timeline(
         dots = base.mark_point(filled=True, size=40).encode(
             x=x, y=y, color=colour, tooltip=[*tooltip, alt.Tooltip("value:Q", title=field)]
         )
-        chart = line + dots
+        # a delete has no value to plot: a dashed rule marks the end of a life
+        ends = base.transform_filter(alt.datum.op == "Deleted").mark_rule(strokeDash=[4, 3]).encode(
+            x=x, color=colour, tooltip=tooltip
+        )
+        chart = line + dots + ends
     return chart.properties(width=WIDTH, height=HEIGHT)
 
 
