@@ -220,6 +220,18 @@ def test_automatic_trigger_compacts_in_the_background(tmp_path: Path) -> None:
         assert len((d / manifest(d).journal).read_bytes().split(b"\n")) - 1 < 120
 
 
+def test_smart_snapshot_interval_publishes_checkpoints_between_compactions(tmp_path: Path) -> None:
+    d = tmp_path / "shop"
+    with open_store(d) as s:
+        auto = s.auto_compact(SmartCompaction(threshold=10_000, keep_recent=10, snapshot_interval=50))
+        for i in range(120):
+            s.append("ProductUpdated", {"id": "p1", "price": i}, aggregate_id="p1")
+            auto.wait()
+        assert not auto.errors and auto.reports == []
+        # checkpoints at 50 and 100 appends: the replay on open starts from the newest
+        assert manifest(d).covered_events == 100
+
+
 # -- kill tests: SIGKILL at every step of a compaction -------------------------------------
 
 STEPS = [

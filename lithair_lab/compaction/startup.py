@@ -112,14 +112,25 @@ def _build(path: Path, events: int, snapshot_at: int | None) -> None:
     """A product store of ``events`` whole-object updates over 100 entities."""
     from ..engine import open_store  # the engine writes every store
 
+    def batch(lo: int, hi: int) -> list[dict[str, object]]:
+        return [
+            {
+                "event_type": "ProductCreated" if i < 100 else "ProductUpdated",
+                "payload": {"id": f"p{i % 100}", "name": f"Product {i % 100}", "price": 400 + i * 0.01, "stock": i},
+                "aggregate_id": f"p{i % 100}",
+                "event_id": f"e{i}",
+            }
+            for i in range(lo, hi)
+        ]
+
     with open_store(path, fsync=False) as store:
-        for i in range(events):
-            k = i % 100
-            op = "ProductCreated" if i < 100 else "ProductUpdated"
-            payload = {"id": f"p{k}", "name": f"Product {k}", "price": 400 + i * 0.01, "stock": i}
-            store.append(op, payload, aggregate_id=f"p{k}")
-            if snapshot_at is not None and i + 1 == snapshot_at:
-                store.snapshot()
+        cut = events if snapshot_at is None else snapshot_at
+        for lo in range(0, cut, 5_000):
+            store.append_many(batch(lo, min(cut, lo + 5_000)))
+        if snapshot_at is not None:
+            store.snapshot()
+        for lo in range(cut, events, 5_000):
+            store.append_many(batch(lo, min(events, lo + 5_000)))
 
 
 def _dimensions(path: Path) -> tuple[float, float, float]:
