@@ -14,7 +14,7 @@ from test_state_helpers import T0, ev, frame_of
 from lithair_lab.errors import HistoryWarning
 from lithair_lab.engine.reducers import ReplayState
 from lithair_lab.formats.envelope import Envelope
-from lithair_lab.state import CHANGED_AT, CHANGED_SEQ, KEY, VALUE, VERSION, state_at
+from lithair_lab.state import CHANGED_AT, CHANGED_SEQ, KEY, VALUE, VERSION, TimeMachine, state_at
 
 # --- an independent naive fold (written from the issue's words, not from crud.py) ---
 
@@ -164,3 +164,15 @@ class _quiet:
 
     def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HISTORIES, st.integers(1, 6), st.lists(st.integers(-1, 45), min_size=1, max_size=4), st.integers(0, 45))
+def test_time_machine_equals_naive_fold(events, every, seconds, position):
+    """The time machine (checkpoints every few records) answers like the naive fold."""
+    with _quiet():
+        tm = TimeMachine(frame_of(events), every=every)
+    for s in seconds:
+        at = T0 + s
+        assert_same(tm.state_at(at), naive(events, lambda _s, e, at=at: e["timestamp"] <= at))
+    assert_same(tm.state_at(position=position), naive(events, lambda s, _e: s < position))

@@ -10,6 +10,10 @@ The column names of every frame returned here are constants of
 from __future__ import annotations
 
 from .at import State, state_at
+from .diff import diff, diff_states
+from .history import history
+from .machine import TimeMachine
+from .restore import restore, what_if
 from .columns import (
     ANOMALY_KINDS,
     ANOMALY_SCHEMA,
@@ -37,6 +41,12 @@ __all__ = [
     "VERSION",
     "Moment",
     "State",
+    "TimeMachine",
+    "diff",
+    "diff_states",
+    "history",
     "moment",
+    "restore",
     "state_at",
+    "what_if",
 ]

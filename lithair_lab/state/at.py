@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from lithair_lab.engine.reducers import Reducer, ReducerRegistry, ReplayState
-from lithair_lab.errors import HistoryWarning, NotFoundError
+from lithair_lab.errors import HistoryWarning, MomentError, NotFoundError
 from lithair_lab.formats.envelope import Envelope
 
 from . import fold
@@ -136,14 +136,41 @@ def state_at(
     ['_key', '_version', '_changed_at', '_changed_seq']
     """
     m = moment(at, position=position, seq=seq)
-    return fold_history(load(source), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
+    return fold_all(load(source), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
+
+
+def fold_all(histories: list[History], m: Moment, registry: ReducerRegistry, *, warn: bool = True) -> State:
+    """The state at ``m`` of one or several stores' histories (model frames concatenated)."""
+    if len(histories) == 1:
+        state = fold_history(histories[0], m, registry, warn=False)
+        if warn:
+            warn_anomalies(state.anomalies)
+        return state
+    if m.position is not None:
+        msg = (
+            f"the source holds {len(histories)} stores, and a position names a record of one store\n\n"
+            "pass one store's directory, or a time with `at=`"
+        )
+        raise MomentError(msg)
+    parts = [fold_history(h, m, registry, warn=False) for h in histories]
+    names = sorted({name for part in parts for name in part})
+    state = State({
+        name: pl.concat([p[name] for p in parts if name in p], how="diagonal_relaxed").sort(KEY)
+        for name in names
+    })  # fmt: skip
+    state.moment = m
+    state.events = sum(p.events for p in parts)
+    state.anomalies = _concat_anomalies([p.anomalies for p in parts])
+    if warn:
+        warn_anomalies(state.anomalies)
+    return state
 
 
 def fold_history(history: History, m: Moment, registry: ReducerRegistry, *, warn: bool = True) -> State:
     """The state at ``m`` of a loaded history (checkpoint used when it helps)."""
     history.check_horizon(m)
     start = history.start if history.start is not None and history.start.usable_for(m) else None
-    events = history.events.select(EVENT_COLUMNS).collect()
+    events = history.events.select(EVENT_COLUMNS)
     models = [str(x) for x in events["model"].drop_nulls().unique(maintain_order=True)]
     selected = events.filter(m.mask())
     if start is not None:

@@ -60,6 +60,7 @@ HISTORY_META: dict[str, pl.DataType] = {
     "action": pl.String(),  # upsert | merge | delete | custom
     VERSION: pl.UInt32(),
     "life": pl.UInt32(),
+    "live": pl.Boolean(),
     "changes": pl.List(pl.Struct({"field": pl.String(), "old": pl.String(), "new": pl.String()})),
 }
 """The leading columns of :func:`lithair_lab.state.history`; the entity's fields follow."""

@@ -43,6 +43,7 @@ ROW_SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),
     "timestamp": STATE_META[CHANGED_AT],
     "event_type": pl.String(),
+    "event_id": pl.String(),
     "op": pl.String(),
     "action": pl.String(),
     "payload": pl.String(),
@@ -94,6 +95,7 @@ def crud_rows(
         pl.col("seq").cast(pl.Int64),
         pl.col("timestamp"),
         pl.col("event_type"),
+        pl.col("event_id"),
         pl.col("op"),
         actions.alias("action"),
         pl.col("payload"),
@@ -162,11 +164,17 @@ def _flags(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
     prev_action = pl.when(same).then(pl.col("action").shift(1))
     deletes_after = (pl.col("action") == "delete").cast(pl.UInt32).reverse().cum_sum().reverse().over(KEY)
     not_delete = pl.col("action") != "delete"
+    if IS_OBJ in rows.collect_schema():  # decoded rows know their payloads already
+        payload_flags = []
+    else:
+        payload_flags = [
+            (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
+            (not_delete.not_() | valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
+        ]
     return (
         rows.sort(KEY, ORD)
         .with_columns(
-            (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
-            (not_delete & valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
+            *payload_flags,
             (deletes_after == 0).alias("_in_life"),
             (prev_action.is_not_null() & (prev_action != "delete")).alias("_live_before"),
         )
@@ -228,14 +236,16 @@ _DETAIL = {
 }
 
 
-def fold_model(model: ModelRows, *, name: str = "", check_json: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def fold_model(
+    model: ModelRows, *, name: str = "", check_json: bool = False, anomalies: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The live entities of one model and the anomalies of its rows.
 
     Returns the state frame (columns ``STATE_META``, then the fields, then
     ``VALUE`` when an entity's value is not an object) and an anomaly frame.
     Rows already decoded (``model.fields`` set) are folded as they are.
     """
-    flagged = _flags(model.rows.lazy(), check_json=check_json or model.fields is not None).collect()
+    flagged = _flags(model.rows.lazy(), check_json=check_json).collect()
     contributing = flagged.filter(pl.col("_contributes"))
     if model.fields is None:
         try:
@@ -243,10 +253,11 @@ def fold_model(model: ModelRows, *, name: str = "", check_json: bool = False) ->
         except _InvalidJSON:
             # Some payload that looks like an object is not JSON: parse every
             # payload of the model so base detection and anomalies see it.
-            return fold_model(model, name=name, check_json=True)
+            return fold_model(model, name=name, check_json=True, anomalies=anomalies)
     else:
         decoded, fields = contributing, model.fields
-    return _assemble(flagged, decoded, fields), anomalies_of(flagged.lazy(), name).collect()
+    found = anomalies_of(flagged.lazy(), name).collect() if anomalies else pl.DataFrame(schema=ANOMALY_SCHEMA)
+    return _assemble(flagged, decoded, fields), found
 
 
 def _assemble(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
@@ -257,13 +268,19 @@ def _assemble(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -
         pl.col("timestamp").drop_nulls().last().alias(CHANGED_AT),
         pl.col("seq").drop_nulls().last().alias(CHANGED_SEQ),
     )
-    valid_json = pl.col("payload").str.json_path_match("$").is_not_null()
-    value = pl.when(valid_json).then(pl.col("payload")).otherwise(pl.lit("null"))
     values = decoded.lazy().group_by(KEY).agg(
         *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(f) for f in fields),
-        pl.when(pl.col(IS_OBJ).last().not_()).then(value.last()).alias(VALUE),
+        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias(VALUE),
     )
-    state = life.join(values, on=KEY, how="left").sort(KEY).collect()
+    # A value that is not an object is kept as its JSON text; a payload that
+    # is not JSON at all is applied as null, as the engine does.
+    valid = pl.col(VALUE).str.json_path_match("$").is_not_null() | (pl.col(VALUE).str.strip_chars() == "null")
+    state = (
+        life.join(values, on=KEY, how="left")
+        .with_columns(pl.when(pl.col(VALUE).is_null() | valid).then(pl.col(VALUE)).otherwise(pl.lit("null")))
+        .sort(KEY)
+        .collect()
+    )
     if state[VALUE].null_count() == state.height:
         state = state.drop(VALUE)
     return state
@@ -291,12 +308,26 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
         *(struct.struct.field(f).alias(FIELD + f) for f in fields),
     ).with_columns(*(pl.col(FIELD + f).is_not_null().alias(PRESENT + f) for f in fields))
     if fields:
-        ambiguous = pl.any_horizontal(pl.col(PRESENT + f).not_() for f in fields)
-        idx = decoded.with_row_index("_i").filter(ambiguous)["_i"]
+        # A null field is absent for sure when its quoted name is nowhere in
+        # the payload (and no escape could spell it otherwise); only the rest
+        # (a real null, or the name inside a string or a nested object) is
+        # checked in Python. A life's base row needs no check: nothing older
+        # is kept, so its absent and null fields both give null.
+        plain = pl.col("payload").str.contains("\\", literal=True).not_()
+        base = pl.col("_base") if "_base" in decoded.columns else pl.lit(value=False)
+        unsure = [
+            pl.col(PRESENT + f).not_() & (pl.col("payload").str.contains(_quoted(f), literal=True) | plain.not_())
+            for f in fields
+        ]
+        idx = decoded.with_row_index("_i").filter(base.not_() & pl.any_horizontal(unsure))["_i"]
         if len(idx):
             decoded = _presence_in_python(decoded, idx, fields)
     others = rows.filter(pl.col(IS_OBJ).not_())
     return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields
+
+
+def _quoted(name: str) -> str:
+    return orjson.dumps(name).decode()
 
 
 def _presence_in_python(decoded: pl.DataFrame, idx: pl.Series, fields: list[str]) -> pl.DataFrame:
@@ -362,6 +393,7 @@ def start_rows(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, M
                 "seq": [v[2] for v in info],
                 "timestamp": [v[1] for v in info],
                 "event_type": None,
+                "event_id": None,
                 "op": None,
                 "action": "upsert",
                 "payload": [orjson.dumps(o).decode() for o in entities.values()],

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from lithair_lab.errors import CheckpointError, FormatError, HorizonError
+from lithair_lab.errors import CheckpointError, HorizonError, LithairLabWarning
 from lithair_lab.formats import checkpoint, layout
 from lithair_lab.formats.schema import EVENT_SCHEMA
 
@@ -54,7 +54,7 @@ class Start:
 class History:
     """An event frame plus what is known about its beginning."""
 
-    events: pl.LazyFrame
+    events: pl.DataFrame
     start: Start | None = None
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -87,86 +87,101 @@ class History:
             raise HorizonError(msg)
 
 
-def load(source: Source) -> History:
-    """The history of a data directory or an event frame."""
+def load(source: Source) -> list[History]:
+    """The histories in ``source``: one per store (data directory) it holds.
+
+    A frame is split by its ``store`` column; a path is scanned once with
+    :func:`lithair_lab.scan` (damage raises) and each store's verified
+    checkpoint becomes its starting point.
+    """
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
-        missing = [c for c in ("seq", "timestamp", "model", "op", "payload") if c not in source.collect_schema()]
+        frame = source.lazy().collect()
+        missing = [c for c in ("seq", "timestamp", "model", "op", "payload") if c not in frame.columns]
         if missing:
             names = ", ".join(f"`{c}`" for c in missing)
             msg = f"the frame has no column {names}\n\npass a frame from `ll.scan` (columns of `EVENT_SCHEMA`)"
             raise ValueError(msg)
-        return History(source.lazy())
+        return [History(part) for part in _by_store(frame)]
     if not isinstance(source, str | Path):
         msg = f"`source` must be a data directory or an event frame, got {type(source).__name__}"
         raise TypeError(msg)
+    # The read path, imported here so that state/ loads without it.
+    from lithair_lab.frames.scan import scan
+    from lithair_lab.frames.stores import find_stores, plan
+
     path = Path(source)
-    if not path.is_dir():
-        raise FormatError(path, "not a directory\n\npass a Lithair data directory or a frame from `ll.scan`")
-    from lithair_lab.frames import scan  # the read path; imported late so state/ loads without it
+    stores = find_stores(path)
+    frame = scan(path).collect()
+    parts = {str(part["store"][0]): part for part in _by_store(frame)} if frame.height else {}
+    histories = []
+    for store in stores:
+        events = parts.get(store.name, frame.clear())
+        history = History(events, path=store.directory)
+        cp = plan(store, strict=True).checkpoint
+        if cp is not None:
+            history.start = _start_from_checkpoint(history, cp)
+        elif (store.directory / layout.SNAPSHOT).is_file():
+            _legacy_snapshot(store.directory / layout.SNAPSHOT)
+        histories.append(history)
+    return histories
 
-    events = scan(path)
-    history = History(events, path=path)
-    snap = path / layout.SNAPSHOT
-    if snap.exists():
-        history.start = _start_from_snapshot(history, snap)
-    return history
+
+def _by_store(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    if "store" not in frame.columns or frame["store"].n_unique() <= 1:
+        return [frame]
+    return frame.partition_by("store", maintain_order=True)
 
 
-def _start_from_snapshot(history: History, snap: Path) -> Start | None:
-    raw = snap.read_bytes()
+def _legacy_snapshot(snap: Path) -> None:
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise CheckpointError(snap, f"not JSON ({e})") from e
-    if not checkpoint.is_manifest(obj):
-        if obj not in ({}, None):
-            warnings.warn(
-                f"{snap}: a legacy snapshot covers no journal records and names no model; the journal is"
-                " folded from its first record and the snapshot is not used",
-                stacklevel=4,
-            )
-        return None
-    try:
-        cp = checkpoint.parse_manifest(obj)
-        with (snap.parent / cp.journal).open("rb") as journal:
-            checkpoint.verify_prefix(cp, journal)
-    except FileNotFoundError as e:
-        raise CheckpointError(snap, f"its journal `{cp.journal}` is missing") from e
-    except ValueError as e:
-        raise CheckpointError(snap, str(e)) from e
+        obj = orjson.loads(snap.read_bytes())
+    except orjson.JSONDecodeError:
+        obj = "?"
+    if obj not in ({}, None):
+        warnings.warn(
+            f"{snap}: a legacy snapshot covers no journal records and names no model; the journal is"
+            " folded from its first record and the snapshot is not used",
+            LithairLabWarning,
+            stacklevel=4,
+        )
+
+
+def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start | None:
+    snap = (history.path or Path()) / layout.SNAPSHOT
     state = orjson.loads(cp.state)
+    events = history.events
     covered = cp.covered_events
     if cp.journal == layout.ACTIVE:
-        covered += history.events.filter(pl.col("file") != layout.ACTIVE).select(pl.len()).collect().item()
-    prefix = history.events.filter(pl.col("seq") < covered).select(
-        pl.len().alias("n"), pl.col("timestamp").max().alias("t")
-    ).collect()
-    after = history.events.filter(pl.col("seq") == covered).select("timestamp").collect()
-    present, known_time = prefix["n"][0], prefix["t"][0]
+        segment = events["file"].str.extract(r"^events\.raftlog\.(\d+)$").cast(pl.Int64)
+        whole = segment.is_not_null()
+        if isinstance(state, dict) and isinstance(state.get("segments"), int):
+            whole &= segment <= state["segments"]
+        covered += int(whole.sum())
+    prefix = events.filter(pl.col("seq") < covered)
+    present = prefix.height
     if not (isinstance(state, dict) and state.get("format") == STATE_FORMAT):
-        if present == covered and cp.journal == layout.ACTIVE:
-            return None  # an upstream checkpoint over a journal we hold whole: fold the records themselves
-        if state in ({}, None) and covered == 0:
-            return None
+        if cp.journal == layout.ACTIVE or (state in ({}, None) and covered == 0):
+            return None  # an upstream checkpoint over records we hold: fold the records themselves
         raise CheckpointError(
             snap,
-            f"its state is not in `{STATE_FORMAT}` form and the records it covers are not all in"
-            f" `{cp.journal}`, so no moment of this directory can be reconstructed exactly",
+            f"its state is not in `{STATE_FORMAT}` form and the records it covers were removed with the"
+            f" journals before `{cp.journal}`, so no moment of this directory can be reconstructed exactly",
         )
     events_covered = state.get("events")
     if not isinstance(events_covered, int) or events_covered < present:
         raise CheckpointError(snap, f"its state covers {events_covered!r} records, but {present} precede it")
     complete = events_covered == present
-    times = [known_time] if known_time is not None else []
+    times = [t for t in (prefix["timestamp"].max(),) if t is not None]
     for per_model in state.get("versions", {}).values():
         times.extend(dt.datetime.fromtimestamp(v[1], UTC) for v in per_model.values())
-    if not complete and after.height:
+    after = events.filter(pl.col("seq") == covered)["timestamp"]
+    if not complete and len(after) and after[0] is not None:
         # The compacted records' own times are gone; the next record's time
         # bounds them from above (timestamps do not go back in a Lithair log).
-        times.append(after["timestamp"][0])
+        times.append(after[0])
     return Start(
         position=covered,
-        time=max(times) if times else None,
+        time=max(times) if times else None,  # type: ignore[type-var]
         models=state.get("models", {}),
         versions=state.get("versions", {}),
         complete=complete,

@@ -1,0 +1,216 @@
+"""A time machine: one history prepared once, any moment of it in milliseconds."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+
+import polars as pl
+
+from lithair_lab.engine.reducers import ReducerRegistry
+
+from . import fold
+from .at import Reducers, State, _concat_anomalies, empty_state, fold_history, warn_anomalies
+from .columns import CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, VALUE, VERSION
+from .diff import diff_states
+from .moment import Moment, moment
+from .source import History, Source, load
+
+CHECKPOINTS = 64
+"""Default number of in-memory checkpoints over a history."""
+MIN_EVERY = 2048
+"""Fewest records between two checkpoints."""
+
+
+class TimeMachine:
+    """One history decoded once, with in-memory checkpoints, for many ``state_at`` queries.
+
+    Every payload is decoded when the machine is built, and the state is
+    folded to a checkpoint every ``every`` records. A query starts from the
+    latest checkpoint at or before its moment and folds at most ``every``
+    decoded records on top, so its cost does not grow with the history.
+
+    Parameters
+    ----------
+    source
+        A data directory or an event frame from :func:`lithair_lab.scan`
+        (one store).
+    every
+        Records between two checkpoints; default: the history split in
+        :data:`CHECKPOINTS` parts (at least :data:`MIN_EVERY` records each).
+    reducers
+        Custom reducers, as for :func:`state_at`. When the history holds
+        events of a custom type, queries fold through the engine's Python
+        replay (exact but not fast).
+
+    Warns
+    -----
+    HistoryWarning
+        Once, when the history holds anomalies (all are in ``.anomalies``).
+
+    Examples
+    --------
+    >>> tm = ll.TimeMachine("data/shop")  # doctest: +SKIP
+    >>> tm.state_at("2026-01-06T14:03:00Z")["Product"].height  # doctest: +SKIP
+    >>> tm.diff("2026-01-06", "2026-01-07")  # doctest: +SKIP
+    """
+
+    def __init__(self, source: Source, *, every: int | None = None, reducers: Reducers = None) -> None:
+        histories = load(source)
+        if len(histories) != 1:
+            msg = (
+                f"a time machine works over one store, and the source holds {len(histories)}\n\n"
+                "pass one store's directory (or `scan(...)` filtered on `store`)"
+            )
+            raise ValueError(msg)
+        self._history: History = histories[0]
+        self._registry = ReducerRegistry.coerce(reducers)  # type: ignore[arg-type]
+        h = self._history
+        start = h.start if h.start is not None and not h.start.complete else None
+        events = h.events if start is None else h.events.filter(pl.col("seq") >= start.position)
+        self._first = start.position if start is not None else 0
+        self.events = self._first + events.height
+        """Records in the history."""
+        times = events["timestamp"]
+        self.first_time: dt.datetime | None = times.min()  # type: ignore[assignment]
+        self.last_time: dt.datetime | None = times.max()  # type: ignore[assignment]
+        self._custom = [t for t in events["short_type"].drop_nulls().unique() if t in self._registry]
+        if self._custom:
+            self._models: dict[str, fold.ModelRows] = {}
+            self.every = 0
+            self.anomalies = fold_history(h, Moment(), self._registry, warn=False).anomalies
+            self._names = sorted(fold_history(h, Moment(), self._registry, warn=False))
+            warn_anomalies(self.anomalies, stacklevel=3)
+            return
+        n = max(events.height, 1)
+        self.every = every if every is not None else max(MIN_EVERY, math.ceil(n / CHECKPOINTS))
+        rows = fold.crud_rows(events)
+        base = fold.start_rows(start.models, start.versions) if start is not None else {}
+        found = list(rows.anomalies)
+        self._models = {}
+        for name in sorted({*base, *rows.models}):
+            model = fold.concat_rows(base.get(name), rows.models.get(name))
+            flagged = fold._flags(model.rows.lazy(), check_json=True).collect()
+            found.append(fold.anomalies_of(flagged.lazy(), name).collect())
+            decoded, fields = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
+            self._models[name] = fold.ModelRows(decoded.sort(fold.ORD), fields)
+        self._names = sorted({*self._models, *(str(m) for m in h.events["model"].drop_nulls().unique())})
+        self.anomalies = _concat_anomalies(found)
+        """Every anomaly of the history (schema ``ANOMALY_SCHEMA``)."""
+        # Checkpoint i holds the state after the first `_positions[i]` records;
+        # `_latest[i]` is the latest timestamp among them.
+        prefix_max = events["timestamp"].cum_max()
+        self._positions: list[int] = []
+        self._latest: list[dt.datetime | None] = []
+        self._states: list[dict[str, pl.DataFrame]] = []
+        state: dict[str, pl.DataFrame] = {}
+        p = self._first
+        while True:
+            self._positions.append(p)
+            self._latest.append(prefix_max[p - self._first - 1] if p > self._first else None)
+            self._states.append(state)
+            if p >= self.events:
+                break
+            nxt = min(p + self.every, self.events)
+            state = self._fold(state, p, Moment(position=nxt))
+            p = nxt
+        warn_anomalies(self.anomalies, stacklevel=3)
+
+    @property
+    def horizon(self) -> Moment | None:
+        """The earliest moment this history can reconstruct exactly (None: any)."""
+        return self._history.horizon
+
+    @property
+    def models(self) -> list[str]:
+        """Every model of the history."""
+        return list(self._names)
+
+    def state_at(self, at: object = None, *, position: int | None = None, seq: int | None = None) -> State:
+        """The state at a moment; arguments and result as :func:`lithair_lab.state_at`."""
+        m = moment(at, position=position, seq=seq)
+        self._history.check_horizon(m)
+        if self._custom:
+            return fold_history(self._history, m, self._registry, warn=False)
+        if m.position is not None:
+            i = bisect.bisect_right(self._positions, m.position) - 1
+        elif m.time is not None:
+            i = 0
+            for j in range(len(self._latest) - 1, 0, -1):
+                latest = self._latest[j]
+                if latest is not None and latest <= m.time:
+                    i = j
+                    break
+        else:
+            i = len(self._positions) - 1
+        i = max(i, 0)
+        frames = self._fold(self._states[i], self._positions[i], m)
+        state = State({name: frames.get(name, self._empty(name)) for name in self._names})
+        state.moment = m
+        limit = self.events if m.position is None else min(m.position, self.events)
+        state.events = limit if m.time is None else self._count_until(m.time)
+        state.anomalies = self.anomalies.filter(m.mask())
+        return state
+
+    def diff(self, t1: object, t2: object = None) -> pl.DataFrame:
+        """What changed between two moments, as :func:`lithair_lab.diff`."""
+        return diff_states(self.state_at(t1), self.state_at(t2))
+
+    def _fold(self, base: dict[str, pl.DataFrame], position: int, m: Moment) -> dict[str, pl.DataFrame]:
+        out = {}
+        for name, model in self._models.items():
+            rows = model.rows
+            # From the first record on, the rows of a compacted history's
+            # starting state (ORD -1) come first.
+            lo = 0 if position <= self._first else rows[fold.ORD].search_sorted(position, side="left")
+            hi = rows.height if m.position is None else rows[fold.ORD].search_sorted(m.position, side="left")
+            part = rows.slice(lo, hi - lo)
+            if m.time is not None:
+                part = part.filter(pl.col("timestamp") <= m.time)
+            frame = base.get(name)
+            if frame is not None and frame.height:
+                part = pl.concat([_as_start(frame, model.fields), part], how="diagonal_relaxed")
+            if part.height == 0:
+                continue
+            out[name] = fold.fold_model(fold.ModelRows(part, model.fields), name=name, anomalies=False)[0]
+        return out
+
+    def _empty(self, name: str) -> pl.DataFrame:
+        model = self._models.get(name)
+        if model is None:
+            return empty_state()
+        schema = {**STATE_META, **{f: model.rows.schema[fold.FIELD + f] for f in model.fields or []}}
+        return pl.DataFrame(schema=schema)
+
+    def _count_until(self, t: dt.datetime) -> int:
+        return self._first + int((self._history.events["timestamp"].filter(
+            self._history.events["seq"] >= self._first) <= t).sum())
+
+    def __repr__(self) -> str:
+        return (
+            f"<TimeMachine {self.events:,} records, {len(self._positions)} checkpoints every {self.every:,},"
+            f" models {', '.join(self._names)}>"
+        )
+
+
+def _as_start(state: pl.DataFrame, fields: list[str] | None) -> pl.DataFrame:
+    """A state frame as decoded fold rows standing for it (one per entity)."""
+    has_value = VALUE in state.columns
+    return state.select(
+        pl.col(KEY),
+        pl.lit(-1, pl.Int64).alias(fold.ORD),
+        pl.col(CHANGED_SEQ).alias("seq"),
+        pl.col(CHANGED_AT).alias("timestamp"),
+        pl.lit(None, pl.String).alias("event_type"),
+        pl.lit(None, pl.String).alias("event_id"),
+        pl.lit(None, pl.String).alias("op"),
+        pl.lit("upsert").alias("action"),
+        (pl.col(VALUE).fill_null("{}") if has_value else pl.lit("{}")).alias("payload"),
+        pl.col(VERSION).alias(fold.WEIGHT),
+        pl.lit(value=True).alias(fold.START),
+        (pl.col(VALUE).is_null() if has_value else pl.lit(value=True)).alias(fold.IS_OBJ),
+        pl.lit(value=True).alias("_valid"),
+        *(pl.col(f).alias(fold.FIELD + f) for f in fields or []),
+        *(pl.lit(value=True).alias(fold.PRESENT + f) for f in fields or []),
+    )

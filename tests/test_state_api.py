@@ -1,0 +1,300 @@
+"""Time travel through the public API: moments, edge cases, history, diff, data directories."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+
+import polars as pl
+import pytest
+from test_state_helpers import T0, ev, frame_of
+
+import lithair_lab as ll
+from lithair_lab.engine.policies import KeepLatestPerKey, SnapshotThenTruncate
+from lithair_lab.errors import HistoryWarning, HorizonError, MomentError, NotFoundError
+from lithair_lab.state import (
+    ANOMALY_KINDS,
+    CHANGED_AT,
+    CHANGED_SEQ,
+    KEY,
+    STATE_META,
+    VERSION,
+    TimeMachine,
+    diff,
+    history,
+    restore,
+    state_at,
+    what_if,
+)
+from lithair_lab.state.moment import moment
+
+UTC = dt.timezone.utc
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HistoryWarning)
+        return fn(*args, **kwargs)
+
+
+# A small shop with known answers at chosen moments.
+SHOP = [
+    ev("ProductCreated", {"id": "p1", "name": "Pen", "price": 1.5, "stock": 10}, "p1", T0),
+    ev("ProductCreated", {"id": "p2", "name": "Ink", "price": 4.0, "stock": 3}, "p2", T0),
+    ev("UserCreated", {"id": "u1", "name": "Ada", "email": "ada@example.org"}, "u1", T0 + 60),
+    ev("OrderCreated", {"id": "o1", "user": "u1", "items": ["p1"], "total": 1.5}, "o1", T0 + 120),
+    ev("ProductUpdated", {"stock": 9}, "p1", T0 + 120),
+    ev("ProductUpdated", {"price": 2.0, "stock": None}, "p1", T0 + 3600),
+    ev("ProductDeleted", {"id": "p2"}, "p2", T0 + 3600),
+    ev("OrderUpdated", {"status": "paid"}, "o1", T0 + 7200),
+    ev("ProductCreated", {"id": "p2", "name": "Ink v2", "price": 5.0}, "p2", T0 + 7200),
+]
+
+
+@pytest.fixture
+def shop() -> pl.DataFrame:
+    return frame_of(SHOP)
+
+
+def entity(state, model, key):
+    return state.entity(model, key)
+
+
+def test_shop_known_answers_at_chosen_moments(shop):
+    s = state_at(shop, "2026-01-01T00:02:00Z")  # includes both events stamped at +120 s
+    assert sorted(s) == ["Order", "Product", "User"]
+    assert entity(s, "Product", "p1") == {
+        KEY: "p1", VERSION: 2, CHANGED_AT: dt.datetime.fromtimestamp(T0 + 120, UTC), CHANGED_SEQ: 4,
+        "id": "p1", "name": "Pen", "price": 1.5, "stock": 9,
+    }  # fmt: skip
+    assert "status" not in entity(s, "Order", "o1")  # no payload up to then had the field
+    s = state_at(shop, dt.datetime(2026, 1, 1, 1, 0))  # naive: UTC; the +3600 s events are in
+    assert entity(s, "Product", "p1")["stock"] is None and entity(s, "Product", "p1")["price"] == 2.0
+    assert entity(s, "Product", "p2") is None
+    s = state_at(shop)
+    p2 = entity(s, "Product", "p2")
+    assert (p2["name"], p2[VERSION], p2["stock"]) == ("Ink v2", 1, None)  # a new life: version restarts
+    assert entity(s, "Order", "o1")["status"] == "paid"
+    assert s["Product"].columns[:4] == list(STATE_META)
+
+
+def test_moments_before_first_and_after_last_event(shop):
+    before = state_at(shop, T0 - 1)
+    assert all(f.height == 0 for f in before.values()) and sorted(before) == ["Order", "Product", "User"]
+    assert before.events == 0
+    after = state_at(shop, T0 + 10**6)
+    head = state_at(shop)
+    assert all(after[m].equals(head[m]) for m in head)
+    assert state_at(shop, position=0)["Product"].height == 0
+    assert state_at(shop, seq=0)["Product"][KEY].to_list() == ["p1"]
+    assert state_at(shop, position=10**9)["Product"].equals(head["Product"])
+
+
+def test_moment_arguments():
+    assert moment("2026-01-01T00:00:00Z").time == dt.datetime(2026, 1, 1, tzinfo=UTC)
+    assert moment("2026-01-01T01:00:00+01:00").time == dt.datetime(2026, 1, 1, tzinfo=UTC)
+    assert moment(dt.date(2026, 1, 1)).time == dt.datetime(2026, 1, 1, tzinfo=UTC)
+    assert moment(T0).time == moment(float(T0)).time == dt.datetime(2026, 1, 1, tzinfo=UTC)
+    assert moment(seq=4).position == 5
+    with pytest.raises(MomentError, match=r"give one moment, got `at`, `position`"):
+        moment(T0, position=3)
+    with pytest.raises(MomentError, match=r"`position` must be a non-negative integer, got -1"):
+        moment(position=-1)
+    with pytest.raises(MomentError, match=r"not an ISO 8601 date or time"):
+        moment("last tuesday")
+    with pytest.raises(MomentError, match=r"got a bool"):
+        moment(True)
+
+
+def test_unknown_model_and_entity(shop):
+    s = state_at(shop)
+    with pytest.raises(NotFoundError, match=r"unknown model `Nope`\n\nmodels of this history: `Order`, `Product`, `User`"):
+        s["Nope"]
+    assert s.entity("Product", "zz") is None
+    with pytest.raises(NotFoundError, match=r"entity `zz` of `Product` never appears"):
+        history(shop, "Product", "zz")
+    with pytest.raises(NotFoundError, match=r"unknown model `Nope`"):
+        history(shop, "Nope", "p1")
+
+
+def test_inconsistencies_have_defined_answers_and_are_reported():
+    events = [
+        ev("ProductUpdated", {"name": "early"}, "p1", T0),  # update before create: starts from it
+        ev("ProductDeleted", {}, "ghost", T0),  # delete of an unknown entity: nothing
+        ev("ProductCreated", {"name": "no key"}, None, T0),  # no aggregate_id, no `id`: not applied
+        ev("ProductCreated", {"id": 7, "name": "seven"}, None, T0),  # key from the payload's id: "7"
+        ev("ProductCreated", {"id": "p1", "name": "again"}, "p1", T0),  # create over a live entity
+        ev("ProductUpdated", "{not json", "p9", T0),  # not JSON: applied as null, like the engine
+    ]
+    with pytest.warns(HistoryWarning, match=r"the history holds 5 inconsistencies"):
+        s = state_at(frame_of(events))
+    assert s["Product"][KEY].to_list() == ["7", "p1", "p9"]
+    assert entity(s, "Product", "p1")["name"] == "again" and entity(s, "Product", "p1")[VERSION] == 2
+    assert entity(s, "Product", "p9")["_value"] == "null"
+    kinds = s.anomalies.select("seq", "kind").rows()
+    assert kinds == [(0, "update_before_create"), (1, "delete_unknown"), (2, "missing_key"),
+                     (4, "create_over_live"), (5, "bad_payload")]  # fmt: skip
+    assert set(s.anomalies["kind"]) <= set(ANOMALY_KINDS)
+
+
+def test_events_of_one_second_are_ordered_by_position():
+    events = [ev("ProductCreated", {"id": "p", "v": i}, "p", T0) for i in range(5)]
+    events.append(ev("ProductUpdated", {"v": 99}, "p", T0 + 1))
+    s = quiet(state_at, frame_of(events), T0)
+    assert entity(s, "Product", "p")["v"] == 4
+
+
+def test_history_lists_versions_lives_and_field_changes(shop):
+    h = history(shop, "Product", "p1")
+    assert h["seq"].to_list() == [0, 4, 5]
+    assert h[VERSION].to_list() == [1, 2, 3]
+    assert h["changes"][2].to_list() == [
+        {"field": "price", "old": "1.5", "new": "2.0"},
+        {"field": "stock", "old": "9", "new": "null"},  # set to null: a change, unlike an absent field
+    ]
+    h = history(shop, "Product", "p2")
+    assert h.select("action", VERSION, "life", "live").rows() == [
+        ("upsert", 1, 1, True), ("delete", None, 1, False), ("upsert", 1, 2, True),
+    ]  # fmt: skip
+    assert h["name"].to_list() == ["Ink", None, "Ink v2"]
+
+
+def test_diff_between_two_moments(shop):
+    d = diff(shop, T0 + 120, None)
+    assert d.schema == pl.Schema(ll.state.DIFF_SCHEMA)
+    assert d.filter(pl.col("model") == "Product").rows() == [
+        ("Product", "p1", "updated", "price", "1.5", "2.0"),
+        ("Product", "p1", "updated", "stock", "9", None),
+        ("Product", "p2", "updated", "name", '"Ink"', '"Ink v2"'),
+        ("Product", "p2", "updated", "price", "4.0", "5.0"),
+        ("Product", "p2", "updated", "stock", "3", None),
+    ]
+    assert d.filter(pl.col("model") == "Order").rows() == [("Order", "o1", "updated", "status", None, '"paid"')]
+    created = diff(shop, T0 - 1, T0)
+    assert set(created["change"]) == {"created"} and set(created[KEY]) == {"p1", "p2"}
+    assert diff(shop, T0, T0).height == 0
+
+
+def test_time_machine_agrees_with_state_at(shop):
+    tm = TimeMachine(shop, every=2)
+    for at in [T0 - 1, T0, T0 + 60, T0 + 120, T0 + 3599, T0 + 3600, T0 + 7200, None]:
+        want, got = state_at(shop, at), tm.state_at(at)
+        for model in want:
+            assert got[model].select(want[model].columns).equals(want[model]), (at, model)
+    for p in range(len(SHOP) + 2):
+        want, got = state_at(shop, position=p), tm.state_at(position=p)
+        assert all(got[m].select(want[m].columns).equals(want[m]) for m in want), p
+    assert tm.diff(T0 + 120).equals(diff(shop, T0 + 120))
+
+
+def test_custom_reducers_fold_with_crud_events():
+    def deposited(state, env, data):
+        acct = state.setdefault("Account", {}).setdefault(env.aggregate_id, {"id": env.aggregate_id, "balance": 0})
+        acct["balance"] += data["amount"]
+
+    events = [
+        ev("AccountCreated", {"id": "a", "balance": 0, "owner": "Ada"}, "a", T0),
+        ev("AccountDeposited", {"amount": 5}, "a", T0 + 1),
+        ev("AccountUpdated", {"owner": "Ada L."}, "a", T0 + 2),
+        ev("AccountDeposited", {"amount": 7}, "a", T0 + 3),
+        ev("AccountDeposited", {"amount": 1}, "b", T0 + 3),
+    ]
+    frame = frame_of(events)
+    s = state_at(frame, reducers={"AccountDeposited": deposited})
+    assert s["Account"].select(KEY, "balance", "owner", VERSION).rows() == [("a", 12, "Ada L.", 2), ("b", 1, None, None)]
+    assert entity(state_at(frame, T0 + 2, reducers={"AccountDeposited": deposited}), "Account", "a")["balance"] == 5
+    # without the reducer, the deposits are not CRUD and change nothing
+    assert entity(state_at(frame), "Account", "a")["balance"] == 0
+    tm = TimeMachine(frame, reducers={"AccountDeposited": deposited})
+    assert tm.state_at(T0 + 3)["Account"].equals(s["Account"])
+
+
+# --- data directories written by the engine ---
+
+
+def write_shop(path, **options):
+    with ll.open_store(path, **options) as store:
+        for e in SHOP[:5]:
+            store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
+        store.snapshot()
+        for e in SHOP[5:]:
+            store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
+        return store.state, store.versions
+
+
+def test_engine_directory_with_checkpoint_and_rotation(tmp_path):
+    live, versions = write_shop(tmp_path / "shop", max_log_file_size=300)
+    assert len(list((tmp_path / "shop").glob("events.raftlog.*"))) > 1
+    s = state_at(tmp_path / "shop")
+    for model, entities in live.items():
+        frame = s[model]
+        assert sorted(frame[KEY]) == sorted(entities)
+        for row in frame.iter_rows(named=True):
+            assert {k: row.get(k) for k in entities[row[KEY]]} == entities[row[KEY]]
+            assert [row[VERSION], int(row[CHANGED_AT].timestamp()), row[CHANGED_SEQ]] == versions[model][row[KEY]]
+    # moments before the checkpoint are still exact: every record is there
+    early = state_at(tmp_path / "shop", T0 + 60)
+    assert early["Product"].equals(state_at(frame_of(SHOP), T0 + 60)["Product"])
+
+
+def test_horizon_after_compaction(tmp_path):
+    path = tmp_path / "shop"
+    with ll.open_store(path) as store:
+        for e in SHOP:
+            store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
+        store.compact(KeepLatestPerKey(active_segment=0, snapshot=True))
+        store.append("ProductUpdated", {"price": 6.0}, aggregate_id="p2", timestamp=T0 + 9000)
+        live = store.state
+    horizon = dt.datetime.fromtimestamp(T0 + 9000, UTC).isoformat()
+    with pytest.raises(HorizonError, match=rf"lies before the horizon of `.*shop`, {re.escape(horizon)}"):
+        state_at(path, T0 + 120)
+    with pytest.raises(HorizonError, match=r"position 0 lies before the horizon"):
+        state_at(path, position=0)
+    head = state_at(path)
+    assert {r[KEY]: r["price"] for r in head["Product"].iter_rows(named=True)} == {
+        k: v["price"] for k, v in live["Product"].items()
+    }
+    assert TimeMachine(path).state_at()["Product"].equals(head["Product"])
+    with pytest.raises(HorizonError, match=r"was compacted"):
+        restore(path, into=tmp_path / "r")
+
+
+def test_horizon_after_truncation_names_the_checkpoint_moment(tmp_path):
+    path = tmp_path / "shop"
+    with ll.open_store(path) as store:
+        for e in SHOP:
+            store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
+        store.compact(SnapshotThenTruncate())
+    horizon = dt.datetime.fromtimestamp(T0 + 7200, UTC)
+    with pytest.raises(HorizonError, match=re.escape(horizon.isoformat())):
+        state_at(path, horizon - dt.timedelta(seconds=1))
+    assert state_at(path, horizon)["Product"].equals(state_at(frame_of(SHOP))["Product"])
+
+
+def test_restore_round_trip_and_source_untouched(tmp_path):
+    src = tmp_path / "shop"
+    write_shop(src)
+    before = {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()}
+    for at in [T0 + 60, T0 + 3600, None]:
+        out = restore(src, at, into=tmp_path / f"r{at}")
+        want, got = state_at(src, at), state_at(out)
+        assert all(got[m].equals(want[m]) for m in want if want[m].height), at
+        assert (out / "state.raftsnap").exists()
+    assert {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()} == before
+    src_frame, out_frame = ll.read(src), ll.read(tmp_path / "rNone")
+    assert out_frame["event_hash"].equals(src_frame["event_hash"])  # same ids, times, payload bytes: same chain
+    with pytest.raises(ll.LithairLabError, match=r"already exists and is not empty"):
+        restore(src, into=tmp_path / "rNone")
+
+
+def test_what_if_drops_and_replaces_events(tmp_path):
+    src = tmp_path / "shop"
+    write_shop(src)
+    out = quiet(what_if, src, into=tmp_path / "w", drop=pl.col("event_type") == "ProductDeleted", replace={5: {"price": 3.0}})
+    s = quiet(state_at, out)
+    p1, p2 = entity(s, "Product", "p1"), entity(s, "Product", "p2")
+    assert (p1["price"], p1["stock"]) == (3.0, 9)  # the replaced update no longer nulls the stock
+    assert (p2["name"], p2[VERSION]) == ("Ink v2", 2)  # no delete: the re-create is a second version
+    with pytest.raises(ll.LithairLabError, match=r"`replace` names seq \[99\]"):
+        what_if(src, into=tmp_path / "w2", replace={99: {}})
