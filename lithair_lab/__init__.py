@@ -14,9 +14,12 @@ from .errors import (
     DamageError,
     DuplicateEventError,
     FormatError,
+    HistoryWarning,
     HorizonError,
     InvalidEventError,
     LithairLabError,
+    LithairLabWarning,
+    MomentError,
     NotFoundError,
     PolicyError,
     SchemaConflictError,
@@ -51,6 +54,7 @@ from .frames import (
     verify_chain,
 )
 from .server import RunningServer, serve, start_server
+from .state import State, TimeMachine, diff, history, restore, state_at, what_if
 
 __version__ = _version("lithair_lab")
 
@@ -69,6 +73,16 @@ def __getattr__(name: str) -> object:
     raise AttributeError(msg)
 
 __all__ = [
+    "HistoryWarning",
+    "LithairLabWarning",
+    "MomentError",
+    "State",
+    "TimeMachine",
+    "diff",
+    "history",
+    "restore",
+    "state_at",
+    "what_if",
     "CompactionPolicy",
     "KeepLatestPerKey",
     "MaxCountMaxAge",
