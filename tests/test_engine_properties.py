@@ -7,12 +7,15 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lithair_lab as ll
 from lithair_lab.engine.dedup import DedupIndex
+
+from engine_support import read_back
 
 KEYS = st.sampled_from(["a", "b", "c"])
 VALUES = st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=8), st.booleans(), st.none())
@@ -90,3 +93,30 @@ def test_dedup_index_memory_per_id_is_flat(n: int) -> None:
     tracemalloc.stop()
     assert len(index) == n
     assert current / n <= 64, f"{current / n:.1f} bytes per id"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(payload=JSON, event_type=st.text(min_size=1, max_size=12), aggregate=st.none() | st.text(max_size=8))
+def test_any_json_payload_round_trips_exactly(payload: Any, event_type: str, aggregate: str | None) -> None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in event_type + (aggregate or "")):
+        event_type, aggregate = "T", None  # lone surrogates are refused (tested elsewhere)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with ll.open_store(tmp) as store:
+                env = store.append(event_type, payload, aggregate_id=aggregate, timestamp=0)
+        except ll.InvalidEventError:
+            return  # e.g. a lone surrogate inside the payload's text: refused, nothing written
+        with ll.open_store(tmp) as store:
+            assert store.event_count == 1
+            assert store.last_hash == env.event_hash
+        [stored] = read_back(Path(tmp))
+        assert stored.env == env
+        assert orjson.loads(stored.env.payload) == orjson.loads(orjson.dumps(payload))
