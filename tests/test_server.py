@@ -210,3 +210,27 @@ def test_cli_serve_subprocess_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     with ll.open_models(tmp_path / "d") as db:  # the schemas were written; the write is there
         assert db.get("products", "1")["price"] == 401
+
+
+def test_compaction_triggers_during_the_seed_loop_without_a_failed_request(tmp_path: Path) -> None:
+    from lithair_lab.engine.policies import SmartCompaction
+
+    policy = SmartCompaction(threshold=150, keep_recent=20, snapshot_interval=None)
+    with start_server(tmp_path / "shop", shop_models(), fsync=False, compaction=policy) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            assert c.post("/api/customers", json={"id": "u1", "email": "a@example.com"}).status_code == 201
+            for i in range(1, 501):
+                body = {"name": "Test Product", "price": 400 + i} if i == 1 else {"price": 400 + i}
+                r = c.put("/api/products/1", json=body, headers={"Connection": "close"})
+                assert r.status_code in (200, 201), r.text
+            srv.db.store.auto_compact(None)  # let a running compaction finish before reading the figures
+            m = c.get("/metrics").json()
+        assert m["compactions"] >= 2 and m["compaction_errors"] == []
+        assert m["critical_events"] == 2  # the two creations survive every compaction
+        assert m["events"] == 501 and m["backup_size_bytes"] > 0
+        assert m["events_since_compaction"] < 501
+        assert m["last_compaction"]["records_retained"] < m["last_compaction"]["records_before"]
+        state = srv.db.store.state
+        assert state["Product"]["1"]["price"] == 900
+    with ll.open_models(tmp_path / "shop") as db:
+        assert db.get("products", "1")["price"] == 900 and db.get("customers", "u1")["email"] == "a@example.com"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..engine.models import Model, model_from_schema, shop_models
+from ..engine.policies import SmartCompaction
 from ..server import serve as serve_models
 
 
@@ -24,6 +25,14 @@ from ..server import serve as serve_models
 )
 @click.option("--mode", type=click.Choice(["sync", "async", "group"]), default=None, help="Store write mode (default sync).")
 @click.option("--fsync/--no-fsync", default=None, help="fsync each write (default: LT_FSYNC_ON_APPEND, else off).")
+@click.option(
+    "--compaction",
+    type=click.Choice(["none", "smart"]),
+    default="none",
+    show_default=True,
+    help="Compact in the background: `smart` keeps creations and the newest records (seed: at 10,000 keep 1,000).",
+)
+@click.option("--compact-threshold", type=int, default=None, help="Records that trigger `smart` compaction (keeps a tenth).")
 @click.option("--max-body-bytes", type=int, default=1 << 20, show_default=True, help="Refuse larger bodies with 413.")
 def serve(
     path: Path,
@@ -33,6 +42,8 @@ def serve(
     schemas: tuple[Path, ...],
     mode: str | None,
     fsync: bool | None,
+    compaction: str,
+    compact_threshold: int | None,
     max_body_bytes: int,
 ) -> None:
     """Serve every model of PATH over HTTP (models from PATH/.schema/, --shop, --schema).
@@ -47,4 +58,12 @@ def serve(
     def ready(url: str) -> None:
         click.echo(f"serving {path} on {url}", nl=True)
 
-    serve_models(path, models or None, host=host, port=port, max_body_bytes=max_body_bytes, on_ready=ready, mode=mode, fsync=fsync)
+    policy = None
+    if compaction == "smart":
+        tuned = {} if compact_threshold is None else {"threshold": compact_threshold, "keep_recent": compact_threshold // 10}
+        policy = SmartCompaction(**tuned)
+    elif compact_threshold is not None:
+        raise click.UsageError("`--compact-threshold` needs `--compaction smart`")
+    serve_models(
+        path, models or None, host=host, port=port, max_body_bytes=max_body_bytes, compaction=policy, on_ready=ready, mode=mode, fsync=fsync
+    )

@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..engine.compaction import AutoCompaction
 from ..engine.models import ModelStore
 from ..engine.models.model import Model, json_type_of
 from ..errors import ConstraintError, LithairLabError, NotFoundError, ValidationError
@@ -163,7 +164,7 @@ def filter_values(m: Model, name: str, raws: list[str]) -> list[Any]:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Starlette:
+def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY, compaction: AutoCompaction | None = None) -> Starlette:
     """The Starlette app serving every model of ``db``.
 
     Parameters
@@ -172,6 +173,9 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Sta
         The models to serve (see :func:`lithair_lab.open_models`).
     max_body_bytes
         Larger request bodies get 413 without being read in full.
+    compaction
+        The store's background compaction (``Store.auto_compact``), reported
+        by ``/metrics``.
 
     Returns
     -------
@@ -180,7 +184,7 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Sta
     """
     stats: Counter[int] = Counter()
     started = time.time()
-    monitor = Monitor(db)
+    monitor = Monitor(db, compaction)
 
     def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Handler:
         async def wrapped(request: Request) -> Response:

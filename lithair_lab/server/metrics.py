@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from ..engine.compaction import BACKUP_DIR, AutoCompaction, journal_records
 from ..engine.models import ModelStore
 from ..formats import checkpoint, layout
 from ..formats.batch import read_journal
@@ -59,8 +60,9 @@ class Monitor:
     which rewrites them) and advanced by every creation written since.
     """
 
-    def __init__(self, db: ModelStore) -> None:
+    def __init__(self, db: ModelStore, compaction: AutoCompaction | None = None) -> None:
         self.db = db
+        self.compaction = compaction
         self._lock = threading.Lock()
         self._base = 0
         self._written_at_base = 0
@@ -71,11 +73,14 @@ class Monitor:
         with self.db.atomic():  # no write lands between the count and its baseline
             self._base = count_critical(Path(self.db.store.path))
             self._written_at_base = self.db.writes[CRITICAL_OP]
-            self._compactions_at_base = compaction_figures(self.db)["compactions"]
+            self._compactions_at_base = self._compactions()
+
+    def _compactions(self) -> int:
+        return len(self.compaction.reports) if self.compaction is not None else 0
 
     def critical_events(self) -> int:
         with self._lock:
-            if compaction_figures(self.db)["compactions"] != self._compactions_at_base:
+            if self._compactions() != self._compactions_at_base:
                 self._recount()
             return self._base + self.db.writes[CRITICAL_OP] - self._written_at_base
 
@@ -90,13 +95,33 @@ class Monitor:
             "writes": dict(db.writes),
             "entities": {name: db.count(name) for name in db.models},
         }
-        figures.update(compaction_figures(db))
+        figures.update(compaction_figures(db, self.compaction))
         return figures
 
 
-def compaction_figures(db: ModelStore) -> dict[str, Any]:
-    """Compactions, events since the last one, backup size (when the store compacts)."""
-    stats = getattr(db.store, "compaction_stats", None)
-    if stats is None:
-        return {"compactions": 0, "events_since_compaction": db.store.event_count, "backup_size_bytes": 0}
-    return dict(stats() if callable(stats) else stats)
+def compaction_figures(db: ModelStore, auto: AutoCompaction | None) -> dict[str, Any]:
+    """Compactions run by this server, records since the last one, backup bytes, last report."""
+    store = db.store
+    reports = auto.reports if auto is not None else []
+    in_journal = journal_records(store)
+    last = reports[-1] if reports else None
+    backups = Path(store.path) / BACKUP_DIR
+    return {
+        "compactions": len(reports),
+        "compaction_errors": [f"{type(e).__name__}: {e}" for e in auto.errors] if auto is not None else [],
+        "compaction_policy": auto.policy.name if auto is not None else None,
+        "next_compaction_at": auto.trigger if auto is not None else None,
+        # records in the journal beyond those the last compaction retained (all of them before any)
+        "events_since_compaction": in_journal - (last.retained if last is not None else 0),
+        "backup_size_bytes": sum(p.stat().st_size for p in backups.rglob("*") if p.is_file()) if backups.is_dir() else 0,
+        "last_compaction": None
+        if last is None
+        else {
+            "policy": last.policy,
+            "records_before": last.before,
+            "records_retained": last.retained,
+            "bytes_before": last.bytes_before,
+            "bytes_after": last.bytes_after,
+            "seconds": last.seconds,
+        },
+    }

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from ..engine.models import Model, ModelStore, open_models
+from ..engine.policies import CompactionPolicy
 from .app import DEFAULT_MAX_BODY, create_app
 
 
@@ -59,8 +60,9 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _server(db: ModelStore, max_body_bytes: int, log_level: str) -> uvicorn.Server:
-    app = create_app(db, max_body_bytes=max_body_bytes)
+def _server(db: ModelStore, max_body_bytes: int, log_level: str, compaction: CompactionPolicy | None) -> uvicorn.Server:
+    auto = db.store.auto_compact(compaction) if compaction is not None else None
+    app = create_app(db, max_body_bytes=max_body_bytes, compaction=auto)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=5)
     return _Server(config)
 
@@ -73,6 +75,7 @@ def serve(
     port: int = 8000,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     log_level: str = "warning",
+    compaction: CompactionPolicy | None = None,
     on_ready: Callable[[str], None] | None = None,
     **store_options: Any,
 ) -> None:
@@ -91,6 +94,10 @@ def serve(
         Larger request bodies are refused with 413.
     log_level
         uvicorn's log level.
+    compaction
+        A policy (e.g. ``SmartCompaction(threshold=10_000)``) run in the
+        background whenever the journal reaches its threshold, while requests
+        go on; ``/metrics`` reports it. None: never compact.
     on_ready
         Called with the base URL once the socket listens (before serving).
     **store_options
@@ -107,7 +114,7 @@ def serve(
         try:
             if on_ready is not None:
                 on_ready(_url(sock))
-            _server(db, max_body_bytes, log_level).run(sockets=[sock])
+            _server(db, max_body_bytes, log_level, compaction).run(sockets=[sock])
         finally:
             sock.close()
 
@@ -166,6 +173,7 @@ def start_server(
     port: int = 0,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     log_level: str = "warning",
+    compaction: CompactionPolicy | None = None,
     **store_options: Any,
 ) -> RunningServer:
     """Serve a data directory in a background thread; returns once it accepts requests.
@@ -186,7 +194,7 @@ def start_server(
         db.close()
         raise
     try:
-        return RunningServer(db, sock, _server(db, max_body_bytes, log_level))
+        return RunningServer(db, sock, _server(db, max_body_bytes, log_level, compaction))
     except BaseException:
         sock.close()
         db.close()
