@@ -58,3 +58,24 @@ def test_lines_are_crc_framed_envelopes_with_a_chain(tmp_path: Path) -> None:
         envs.append(envelope_from_obj(orjson.loads(body)))
     assert envs == [a, b]
     assert a.previous_hash is None and b.previous_hash == a.event_hash
+
+
+def test_a_store_left_open_at_exit_still_writes_what_it_acknowledged(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lithair_lab as ll\n"
+        "s = ll.open_store(sys.argv[1], mode='async', flush_interval_ms=10**6, max_events_buffer=10**9)\n"
+        "for i in range(100):\n    s.append('T', {'i': i})\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=60)
+    assert len((tmp_path / "events.raftlog").read_bytes().splitlines()) == 100
+
+
+def test_a_dropped_store_releases_its_lock(tmp_path: Path) -> None:
+    store = ll.open_store(tmp_path)
+    store.append("T", {})
+    del store
+    with ll.open_store(tmp_path) as again:
+        assert again.event_count == 1

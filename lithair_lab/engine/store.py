@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -253,6 +254,8 @@ class Store:
         journal = AppendFile(active)
         ids = AppendFile(self.path / layout.DEDUP) if self.config.dedup_persist else None
         self._writer: Writer = make_writer(journal, ids, self.config)
+        # A store dropped or left open at exit still writes what it acknowledged (async buffer).
+        self._finalizer = weakref.finalize(self, _abandon, self._writer, self._dirlock)
         self._active_size = journal.size
         if self._from_checkpoint and cp_file != active:
             self._write_checkpoint()  # a rotation followed the checkpoint: re-anchor it on the active file
@@ -612,6 +615,7 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+            self._finalizer.detach()
             try:
                 self._writer.close()
                 self._writer.sync_all()
@@ -719,6 +723,18 @@ class Store:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _abandon(writer: Writer, dirlock: DirectoryLock) -> None:
+    """Close a store that was garbage-collected or left open at interpreter exit."""
+    try:
+        writer.close()
+        writer.sync_all()
+    finally:
+        writer.journal.close()
+        if writer.ids is not None:
+            writer.ids.close()
+        dirlock.release()
 
 
 def _publish(target: Path, data: bytes, *, tmp_name: str | None = None) -> None:
