@@ -176,3 +176,35 @@ def test_time_machine_equals_naive_fold(events, every, seconds, position):
         at = T0 + s
         assert_same(tm.state_at(at), naive(events, lambda _s, e, at=at: e["timestamp"] <= at))
     assert_same(tm.state_at(position=position), naive(events, lambda s, _e: s < position))
+
+
+STORE_EVENTS = st.lists(
+    st.builds(
+        lambda model, op, payload, key, dts: {**ev(f"{model}{op}", payload, key), "dts": dts},
+        st.sampled_from(["Product", "Order"]),
+        st.sampled_from(["Created", "Updated", "Updated", "Deleted", "Replicated"]),
+        OBJECT.map(lambda o: orjson.dumps(o).decode()),
+        KEYS,
+        st.sampled_from([0, 0, 0, 1]),
+    ),
+    max_size=25,
+).map(timed)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(STORE_EVENTS, st.booleans())
+def test_engine_store_live_state_equals_state_at_head(tmp_path_factory, events, checkpoint_midway):
+    """What the engine holds after appending (and reopening) equals state_at of its directory."""
+    from lithair_lab import RawJSON, open_store
+
+    path = tmp_path_factory.mktemp("store") / "d"
+    with open_store(path, max_log_file_size=600) as store:
+        for i, e in enumerate(events):
+            store.append(e["event_type"], RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"], event_id=f"e{i}")
+            if checkpoint_midway and i == len(events) // 2:
+                store.snapshot()
+        live = {m: {k: (v, *store.versions[m][k]) for k, v in ents.items()} for m, ents in store.state.items()}
+    with open_store(path) as reopened:
+        assert reopened.state == {m: {k: t[0] for k, t in ents.items()} for m, ents in live.items()}
+    with _quiet():
+        assert_same(state_at(path), live)

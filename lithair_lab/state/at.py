@@ -172,7 +172,7 @@ def fold_history(history: History, m: Moment, registry: ReducerRegistry, *, warn
     start = history.start if history.start is not None and history.start.usable_for(m) else None
     events = history.events.select(EVENT_COLUMNS)
     models = [str(x) for x in events["model"].drop_nulls().unique(maintain_order=True)]
-    selected = events.filter(m.mask())
+    selected = events if m.is_head else events.filter(m.mask())
     if start is not None:
         selected = selected.filter(pl.col("seq") >= start.position)
         models += [x for x in start.models if x not in models]

@@ -261,29 +261,38 @@ def fold_model(
 
 
 def _assemble(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    life = flagged.lazy().filter(pl.col("_in_life")).group_by(KEY).agg(
+    state = state_plan(flagged.lazy(), decoded.lazy(), fields).collect()
+    if state[VALUE].null_count() == state.height:
+        state = state.drop(VALUE)
+    return state
+
+
+def state_plan(flagged: pl.LazyFrame, decoded: pl.LazyFrame, fields: list[str]) -> pl.LazyFrame:
+    """The state frame's plan: life columns from ``flagged``, field values from ``decoded``.
+
+    ``decoded`` holds the contributing rows (from each live entity's base on)
+    with their field columns and presence flags. The result always has a
+    ``VALUE`` column (null for object values).
+    """
+    life = flagged.filter(pl.col("_in_life")).group_by(KEY).agg(
         pl.when(pl.col(WEIGHT).is_not_null().any())
         .then(pl.col(WEIGHT).sum().cast(pl.UInt32))
         .alias(VERSION),
         pl.col("timestamp").drop_nulls().last().alias(CHANGED_AT),
         pl.col("seq").drop_nulls().last().alias(CHANGED_SEQ),
     )
-    values = decoded.lazy().group_by(KEY).agg(
+    values = decoded.group_by(KEY).agg(
         *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(f) for f in fields),
         pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias(VALUE),
     )
     # A value that is not an object is kept as its JSON text; a payload that
     # is not JSON at all is applied as null, as the engine does.
     valid = pl.col(VALUE).str.json_path_match("$").is_not_null() | (pl.col(VALUE).str.strip_chars() == "null")
-    state = (
+    return (
         life.join(values, on=KEY, how="left")
         .with_columns(pl.when(pl.col(VALUE).is_null() | valid).then(pl.col(VALUE)).otherwise(pl.lit("null")))
         .sort(KEY)
-        .collect()
     )
-    if state[VALUE].null_count() == state.height:
-        state = state.drop(VALUE)
-    return state
 
 
 class _InvalidJSON(Exception):

@@ -17,7 +17,7 @@ from .diff import diff_states
 from .moment import Moment, moment
 from .source import History, Source, load
 
-CHECKPOINTS = 64
+CHECKPOINTS = 128
 """Default number of in-memory checkpoints over a history."""
 MIN_EVERY = 2048
 """Fewest records between two checkpoints."""
@@ -89,18 +89,25 @@ class TimeMachine:
         base = fold.start_rows(start.models, start.versions) if start is not None else {}
         found = list(rows.anomalies)
         self._models = {}
+        self._has_value: dict[str, bool] = {}
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold._flags(model.rows.lazy(), check_json=True).collect()
             found.append(fold.anomalies_of(flagged.lazy(), name).collect())
             decoded, fields = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
+            # Keep what a fold reads: the payload text only where the value is not an object.
+            decoded = decoded.drop("event_type", "event_id", "op").with_columns(
+                pl.when(pl.col(fold.IS_OBJ).not_()).then(pl.col("payload"))
+            )
             self._models[name] = fold.ModelRows(decoded.sort(fold.ORD), fields)
+            self._has_value[name] = bool(decoded.select((pl.col(fold.IS_OBJ).not_() & (pl.col("action") != "delete")).any()).item())
         self._names = sorted({*self._models, *(str(m) for m in h.events["model"].drop_nulls().unique())})
         self.anomalies = _concat_anomalies(found)
         """Every anomaly of the history (schema ``ANOMALY_SCHEMA``)."""
         # Checkpoint i holds the state after the first `_positions[i]` records;
         # `_latest[i]` is the latest timestamp among them.
         prefix_max = events["timestamp"].cum_max()
+        self._sorted_times = events["timestamp"].drop_nulls().sort()
         self._positions: list[int] = []
         self._latest: list[dt.datetime | None] = []
         self._states: list[dict[str, pl.DataFrame]] = []
@@ -115,6 +122,8 @@ class TimeMachine:
             nxt = min(p + self.every, self.events)
             state = self._fold(state, p, Moment(position=nxt))
             p = nxt
+        # The decoded rows now hold everything queries read; drop the raw frame.
+        self._history = History(h.events.clear(), h.start, h.path)
         warn_anomalies(self.anomalies, stacklevel=3)
 
     @property
@@ -158,34 +167,51 @@ class TimeMachine:
         return diff_states(self.state_at(t1), self.state_at(t2))
 
     def _fold(self, base: dict[str, pl.DataFrame], position: int, m: Moment) -> dict[str, pl.DataFrame]:
-        out = {}
+        """The state at ``m`` from ``base``, the state after ``position`` records.
+
+        One lazy plan per model, collected together: only the entities the
+        records in between touch are folded again; the others are copied.
+        """
+        plans = {}
         for name, model in self._models.items():
             rows = model.rows
             # From the first record on, the rows of a compacted history's
             # starting state (ORD -1) come first.
             lo = 0 if position <= self._first else rows[fold.ORD].search_sorted(position, side="left")
             hi = rows.height if m.position is None else rows[fold.ORD].search_sorted(m.position, side="left")
-            part = rows.slice(lo, hi - lo)
-            if m.time is not None:
-                part = part.filter(pl.col("timestamp") <= m.time)
             frame = base.get(name)
-            if frame is not None and frame.height:
-                part = pl.concat([_as_start(frame, model.fields), part], how="diagonal_relaxed")
-            if part.height == 0:
+            if hi <= lo:
+                if frame is not None:
+                    plans[name] = frame.lazy()
                 continue
-            out[name] = fold.fold_model(fold.ModelRows(part, model.fields), name=name, anomalies=False)[0]
-        return out
+            window = rows.slice(lo, hi - lo).lazy()
+            if m.time is not None:
+                window = window.filter(pl.col("timestamp") <= m.time)
+            columns = [*STATE_META, *(model.fields or []), *([VALUE] if self._has_value[name] else [])]
+            if frame is not None and frame.height:
+                keys = window.select(KEY).unique()
+                start = _as_start(frame.lazy().join(keys, on=KEY, how="semi"), model.fields)
+                window = pl.concat([start, window], how="diagonal_relaxed")
+            flagged = fold._flags(window, check_json=False)
+            plan = fold.state_plan(flagged, flagged.filter(pl.col("_contributes")), model.fields or [])
+            if frame is not None and frame.height:
+                untouched = frame.lazy().join(keys, on=KEY, how="anti")
+                plan = pl.concat([untouched.select(columns), plan.select(columns)], how="vertical_relaxed").sort(KEY)
+            plans[name] = plan.select(columns)
+        names = list(plans)
+        return dict(zip(names, pl.collect_all([plans[n] for n in names]), strict=True))
 
     def _empty(self, name: str) -> pl.DataFrame:
         model = self._models.get(name)
         if model is None:
             return empty_state()
         schema = {**STATE_META, **{f: model.rows.schema[fold.FIELD + f] for f in model.fields or []}}
+        if self._has_value.get(name):
+            schema[VALUE] = pl.String()
         return pl.DataFrame(schema=schema)
 
     def _count_until(self, t: dt.datetime) -> int:
-        return self._first + int((self._history.events["timestamp"].filter(
-            self._history.events["seq"] >= self._first) <= t).sum())
+        return self._first + int(self._sorted_times.search_sorted(t, side="right"))
 
     def __repr__(self) -> str:
         return (
@@ -194,9 +220,9 @@ class TimeMachine:
         )
 
 
-def _as_start(state: pl.DataFrame, fields: list[str] | None) -> pl.DataFrame:
+def _as_start(state: pl.LazyFrame, fields: list[str] | None) -> pl.LazyFrame:
     """A state frame as decoded fold rows standing for it (one per entity)."""
-    has_value = VALUE in state.columns
+    has_value = VALUE in state.collect_schema()
     return state.select(
         pl.col(KEY),
         pl.lit(-1, pl.Int64).alias(fold.ORD),
