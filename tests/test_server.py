@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lithair_lab as ll
 from lithair_lab.engine.models import shop_models
@@ -234,3 +238,48 @@ def test_compaction_triggers_during_the_seed_loop_without_a_failed_request(tmp_p
         assert state["Product"]["1"]["price"] == 900
     with ll.open_models(tmp_path / "shop") as db:
         assert db.get("products", "1")["price"] == 900 and db.get("customers", "u1")["email"] == "a@example.com"
+
+
+# -- never a 500 for bad input ---------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+FIELD_NAMES = st.sampled_from(["id", "name", "price", "stock", "sku", "category_id", "email", "customer_id", "product_id", "quantity", "x"])
+BODIES = st.one_of(
+    st.binary(max_size=64),
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(FIELD_NAMES, JSON_VALUES, max_size=5).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, httpx.Client]]:
+    with start_server(tmp_path_factory.mktemp("fuzz") / "shop", shop_models(), fsync=False, max_body_bytes=4096) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
+            seed(c)
+            yield srv, c
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    route=st.sampled_from(["products", "orders", "customers", "categories", "Product", "nope"]),
+    key=st.one_of(st.none(), st.sampled_from(["p1", "o1", "u1", "c1", "1"]), st.text("abcXYZ019-_.~", min_size=1, max_size=12)),
+    body=BODIES,
+    query=st.dictionaries(st.sampled_from(["limit", "offset", "force", "name", "price", "status"]), st.text("ab1-_ ", max_size=5), max_size=2),
+)
+def test_random_requests_never_get_a_500(
+    fuzz_server: tuple[RunningServer, httpx.Client], method: str, route: str, key: str | None, body: bytes, query: dict[str, str]
+) -> None:
+    server, client = fuzz_server
+    url = f"/api/{route}" + (f"/{key}" if key is not None else "")
+    before = server.db.store.event_count
+    r = client.request(method, url, content=body if method in ("POST", "PUT", "PATCH") else None, params=query)
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        answer = r.json()
+        assert isinstance(answer["error"], str) and answer["message"]
+        assert server.db.store.event_count == before  # refused: nothing written

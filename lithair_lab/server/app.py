@@ -44,7 +44,7 @@ from starlette.routing import Route
 from ..engine.compaction import AutoCompaction
 from ..engine.models import ModelStore
 from ..engine.models.model import Model, json_type_of
-from ..errors import ConstraintError, LithairLabError, NotFoundError, ValidationError
+from ..errors import ConstraintError, InvalidEventError, LithairLabError, NotFoundError, ValidationError
 from .metrics import Monitor
 
 log = logging.getLogger("lithair_lab.server")
@@ -55,8 +55,11 @@ MAX_LIMIT = 10_000
 MAX_IDEMPOTENCY_KEY = 256
 
 
-class RequestError(LithairLabError):
-    """A request the API cannot take as sent (bad JSON, too large, bad parameter)."""
+class RequestError(Exception):
+    """A request the API cannot take as sent (bad JSON, too large, bad header).
+
+    HTTP-only, never raised out of the app: it becomes the response at once.
+    """
 
     def __init__(self, status: int, kind: str, message: str) -> None:
         self.status = status
@@ -81,6 +84,8 @@ def error_response(exc: BaseException) -> JSONResponse:
     elif isinstance(exc, ValidationError):
         status, kind = 422, "validation"
         details = {k: v for k, v in (("model", exc.model), ("field", exc.field)) if v is not None}
+    elif isinstance(exc, InvalidEventError):  # e.g. a payload over the store's size limit
+        status, kind = 422, "invalid_event"
     elif isinstance(exc, ConstraintError):
         status, kind, details = 409, exc.kind or "constraint", dict(exc.details)
     elif isinstance(exc, HTTPException):
@@ -190,7 +195,7 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY, compac
         async def wrapped(request: Request) -> Response:
             try:
                 response = await fn(request)
-            except (LithairLabError, HTTPException) as e:
+            except (LithairLabError, HTTPException, RequestError) as e:
                 response = error_response(e)
             stats[response.status_code] += 1
             return response

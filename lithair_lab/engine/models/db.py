@@ -155,7 +155,7 @@ class ModelStore:
         return self.store.state.get(m.name, {})  # type: ignore[no-any-return]
 
     def get(self, model: str, key: str) -> dict[str, Any]:
-        """The entity ``key`` of ``model`` (a copy).
+        """The entity ``key`` of ``model`` (a shallow copy: do not mutate nested values).
 
         Raises
         ------
