@@ -245,7 +245,7 @@ def test_horizon_after_compaction(tmp_path):
             store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
         store.compact(KeepLatestPerKey(active_segment=0, snapshot=True))
         store.append("ProductUpdated", {"price": 6.0}, aggregate_id="p2", timestamp=T0 + 9000)
-        live = store.state
+        live, versions = store.state, store.versions
     horizon = dt.datetime.fromtimestamp(T0 + 9000, UTC).isoformat()
     with pytest.raises(HorizonError, match=rf"lies before the horizon of `.*shop`, {re.escape(horizon)}"):
         state_at(path, T0 + 120)
@@ -255,6 +255,8 @@ def test_horizon_after_compaction(tmp_path):
     assert {r[KEY]: r["price"] for r in head["Product"].iter_rows(named=True)} == {
         k: v["price"] for k, v in live["Product"].items()
     }
+    # positions after the checkpoint are numbered as the engine numbers them (from the whole history's length)
+    assert {r[KEY]: [r[VERSION], int(r[CHANGED_AT].timestamp()), r[CHANGED_SEQ]] for r in head["Product"].iter_rows(named=True)} == versions["Product"]
     assert TimeMachine(path).state_at()["Product"].equals(head["Product"])
     with pytest.raises(HorizonError, match=r"was compacted"):
         restore(path, into=tmp_path / "r")
@@ -298,3 +300,31 @@ def test_what_if_drops_and_replaces_events(tmp_path):
     assert (p2["name"], p2[VERSION]) == ("Ink v2", 2)  # no delete: the re-create is a second version
     with pytest.raises(ll.LithairLabError, match=r"`replace` names seq \[99\]"):
         what_if(src, into=tmp_path / "w2", replace={99: {}})
+
+
+def test_a_scanned_frame_of_a_compacted_directory_warns(tmp_path):
+    path = tmp_path / "shop"
+    with ll.open_store(path) as store:
+        for e in SHOP:
+            store.append(e["event_type"], ll.RawJSON(e["payload"]), aggregate_id=e["aggregate_id"], timestamp=e["timestamp"])
+        store.compact(SnapshotThenTruncate())
+        store.append("ProductUpdated", {"price": 6.0}, aggregate_id="p2", timestamp=T0 + 9000)
+    with pytest.warns(ll.LithairLabWarning, match=r"pass the data directory itself"):
+        quiet(state_at, ll.scan(path))
+
+
+def test_several_stores_fold_apart_and_concatenate(tmp_path):
+    write_shop(tmp_path / "data" / "a")
+    with ll.open_store(tmp_path / "data" / "b") as store:
+        store.append("ProductCreated", {"id": "x9", "name": "Other"}, aggregate_id="x9", timestamp=T0)
+    s = state_at(tmp_path / "data")
+    assert s["Product"][KEY].to_list() == ["p1", "p2", "x9"]
+    with pytest.raises(MomentError, match=r"holds 2 stores"):
+        state_at(tmp_path / "data", position=3)
+
+
+def test_bad_sources():
+    with pytest.raises(TypeError, match=r"`source` must be a data directory or an event frame, got int"):
+        state_at(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"the frame has no column `seq`"):
+        state_at(pl.DataFrame({"x": [1]}))

@@ -79,8 +79,9 @@ class TimeMachine:
         if self._custom:
             self._models: dict[str, fold.ModelRows] = {}
             self.every = 0
-            self.anomalies = fold_history(h, Moment(), self._registry, warn=False).anomalies
-            self._names = sorted(fold_history(h, Moment(), self._registry, warn=False))
+            head = fold_history(h, Moment(), self._registry, warn=False)
+            self.anomalies = head.anomalies
+            self._names = sorted(head)
             warn_anomalies(self.anomalies, stacklevel=3)
             return
         n = max(events.height, 1)

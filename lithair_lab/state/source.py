@@ -101,6 +101,14 @@ def load(source: Source) -> list[History]:
             names = ", ".join(f"`{c}`" for c in missing)
             msg = f"the frame has no column {names}\n\npass a frame from `ll.scan` (columns of `EVENT_SCHEMA`)"
             raise ValueError(msg)
+        if "file" in frame.columns and frame["file"].str.starts_with("native-journal-").any():
+            warnings.warn(
+                "the frame holds records of a `native-journal-*` file, selected by a checkpoint that the frame"
+                " does not carry; if the directory was compacted, the records before it are gone and the state"
+                " misses them\n\npass the data directory itself to start from its checkpoint",
+                LithairLabWarning,
+                stacklevel=4,
+            )
         return [History(part) for part in _by_store(frame)]
     if not isinstance(source, str | Path):
         msg = f"`source` must be a data directory or an event frame, got {type(source).__name__}"
@@ -157,7 +165,9 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
         if isinstance(state, dict) and isinstance(state.get("segments"), int):
             whole &= segment <= state["segments"]
         covered += int(whole.sum())
-    prefix = events.filter(pl.col("seq") < covered)
+    # The covered records are the first `covered` rows (positions, whatever
+    # numbering the frame's `seq` uses after them).
+    prefix = events.head(covered)
     present = prefix.height
     if not (isinstance(state, dict) and state.get("format") == STATE_FORMAT):
         if cp.journal == layout.ACTIVE or (state in ({}, None) and covered == 0):
@@ -171,16 +181,25 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
     if not isinstance(events_covered, int) or events_covered < present:
         raise CheckpointError(snap, f"its state covers {events_covered!r} records, but {present} precede it")
     complete = events_covered == present
+    if not complete and events.height > present and events["seq"][present] == present:
+        # After a compaction the engine numbers the records that follow its
+        # checkpoint from `events` (the whole history's length), so the
+        # versions it keeps name those positions; number the frame alike.
+        shift = pl.int_range(pl.len(), dtype=pl.UInt64) >= present
+        events = events.with_columns(
+            pl.when(shift).then(pl.col("seq") + (events_covered - present)).otherwise(pl.col("seq")).alias("seq")
+        )
+        history.events = events
     times = [t for t in (prefix["timestamp"].max(),) if t is not None]
     for per_model in state.get("versions", {}).values():
         times.extend(dt.datetime.fromtimestamp(v[1], UTC) for v in per_model.values())
-    after = events.filter(pl.col("seq") == covered)["timestamp"]
+    after = events.slice(present, 1)["timestamp"]
     if not complete and len(after) and after[0] is not None:
         # The compacted records' own times are gone; the next record's time
         # bounds them from above (timestamps do not go back in a Lithair log).
         times.append(after[0])
     return Start(
-        position=covered,
+        position=present if complete else events_covered,
         time=max(times) if times else None,  # type: ignore[type-var]
         models=state.get("models", {}),
         versions=state.get("versions", {}),
