@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lithair_lab as ll
+from lithair_lab.cli import main
 from lithair_lab.engine.models import shop_models
 from lithair_lab.server import RunningServer, start_server
 
@@ -283,3 +284,17 @@ def test_random_requests_never_get_a_500(
         answer = r.json()
         assert isinstance(answer["error"], str) and answer["message"]
         assert server.db.store.event_count == before  # refused: nothing written
+
+
+def test_a_directory_without_models_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ll.FormatError, match="no models to serve"):
+        start_server(tmp_path / "empty")
+    with ll.open_store(tmp_path / "empty"):  # the lock was released
+        pass
+    result = CliRunner().invoke(main, ["serve", str(tmp_path / "empty"), "--port", "0"])
+    assert result.exit_code == 1 and "no models to serve" in result.output
+
+
+def test_cli_rejects_a_threshold_without_smart_compaction(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", str(tmp_path / "d"), "--shop", "--compact-threshold", "10"])
+    assert result.exit_code == 2 and "`--compact-threshold` needs `--compaction smart`" in result.output

@@ -21,7 +21,7 @@ from ..server import serve as serve_models
     "schemas",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An upstream `<Model>.json` schema to serve (repeatable); copied into DIR/.schema/.",
+    help="An upstream `<Model>.json` schema to serve (repeatable); written into DIR/.schema/.",
 )
 @click.option("--mode", type=click.Choice(["sync", "async", "group"]), default=None, help="Store write mode (default sync).")
 @click.option("--fsync/--no-fsync", default=None, help="fsync each write (default: LT_FSYNC_ON_APPEND, else off).")

@@ -15,6 +15,8 @@ import uvicorn
 
 from ..engine.models import Model, ModelStore, open_models
 from ..engine.policies import CompactionPolicy
+from ..errors import FormatError
+from ..formats.layout import SCHEMA_DIR
 from .app import DEFAULT_MAX_BODY, create_app
 
 
@@ -67,6 +69,18 @@ def _server(db: ModelStore, max_body_bytes: int, log_level: str, compaction: Com
     return _Server(config)
 
 
+def _open(path: str | Path, models: Iterable[Model] | None, store_options: dict[str, Any]) -> ModelStore:
+    db = open_models(path, models, **store_options)
+    if not db.models:
+        db.close()
+        raise FormatError(
+            path,
+            f"no models to serve: `{SCHEMA_DIR}/` holds no `<Model>.json`"
+            "\n\nDeclare models (`models=[ll.Model(...)]`, or `--shop` / `--schema FILE` on the command line).",
+        )
+    return db
+
+
 def serve(
     path: str | Path,
     models: Iterable[Model] | None = None,
@@ -109,7 +123,7 @@ def serve(
     --------
     start_server : The same in a background thread, for notebooks and tests.
     """
-    with open_models(path, models, **store_options) as db:
+    with _open(path, models, store_options) as db:
         sock = bind(host, port)
         try:
             if on_ready is not None:
@@ -187,7 +201,7 @@ def start_server(
     ...     httpx.put(f"{srv.url}/api/products/1", json={"name": "Pen", "price": 1.5}).status_code
     201
     """
-    db = open_models(path, models, **store_options)
+    db = _open(path, models, store_options)
     try:
         sock = bind(host, port)
     except BaseException:
