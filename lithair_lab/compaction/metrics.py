@@ -35,11 +35,31 @@ class Horizon:
     share: float
 
 
+def breakage(log: pl.DataFrame, *, custom_types: Collection[str] = ()) -> pl.Series:
+    """For each record, the first moment its loss stops mattering (null: losing it never does).
+
+    Losing a CRUD record breaks its entity from that record until the
+    entity's next ``Created``/``Replicated``/``Deleted`` (the end of the log
+    when there is none). Losing a record of a type with a custom reducer
+    breaks everything after it (a reducer may do anything). Other records
+    leave the state unchanged. Policy-independent: computed once per log.
+    """
+    n = log.height
+    row = pl.col("_row")
+    reset = pl.col("op").is_in(_RESETS).fill_null(False)
+    next_reset = pl.when(reset).then(row).shift(-1).backward_fill().over(STREAM)
+    is_crud = pl.col("model").is_not_null() & STREAM.is_not_null()
+    is_custom = pl.col("short_type").is_in(list(custom_types)).fill_null(False)
+    end = pl.when(is_custom).then(pl.lit(n, pl.Int64)).when(is_crud).then(next_reset.fill_null(n)).otherwise(None)
+    return log.with_columns(pl.int_range(n, dtype=pl.Int64).alias("_row")).select(end.alias("end"))["end"]
+
+
 def horizon(
     log: pl.DataFrame,
     retained: pl.Series,
     *,
     exact_from: int | None,
+    breaks: pl.Series | None = None,
     custom_types: Collection[str] = (),
 ) -> Horizon:
     """The time-travel horizon of a journal that kept the rows ``retained`` of ``log``.
@@ -47,9 +67,9 @@ def horizon(
     A moment (the state after row ``m``) is counted exact when, for every
     entity, its history from its last ``Created``/``Replicated``/``Deleted``
     up to ``m`` is fully retained: folding the retained records then gives
-    the same entity. A dropped record of a type with a custom reducer breaks
-    every later moment (a reducer may do anything). Moments from
-    ``exact_from`` on (a checkpoint's row) are exact by construction.
+    the same entity (see :func:`breakage`, passed as ``breaks`` when already
+    computed). Moments from ``exact_from`` on (a checkpoint's row) are exact
+    by construction.
 
     The count is a guarantee, not an estimate: a policy that keeps only the
     newest whole-object update may reconstruct more moments than counted.
@@ -57,22 +77,18 @@ def horizon(
     n = log.height
     if n == 0:
         return Horizon(0, None, 1.0)
-    kept = pl.Series("kept", [False] * n)
-    kept = kept.scatter(retained, True) if retained.len() else kept
-    row = pl.col("_row")
-    reset = pl.col("op").is_in(_RESETS).fill_null(False)
-    next_reset = pl.when(reset).then(row).shift(-1).backward_fill().over(STREAM)
-    is_crud = pl.col("model").is_not_null() & STREAM.is_not_null()
-    is_custom = pl.col("short_type").is_in(list(custom_types)).fill_null(False)
-    end = pl.when(is_custom).then(pl.lit(n, pl.Int64)).when(is_crud).then(next_reset.fill_null(n)).otherwise(None)
+    if breaks is None:
+        breaks = breakage(log, custom_types=custom_types)
+    kept = pl.zeros(n, pl.Boolean, eager=True)
+    if retained.len():
+        kept = kept.scatter(retained, True)
     limit = n if exact_from is None else exact_from
     broken = (
-        log.with_columns(pl.int_range(n, dtype=pl.Int64).alias("_row"))
-        .select(row.alias("start"), end.alias("end"), kept)
+        pl.DataFrame({"end": breaks, "kept": kept})
+        .with_row_index("start")
         .filter(~pl.col("kept") & pl.col("end").is_not_null())
-        .with_columns(pl.col("end").clip(upper_bound=limit))
-        .filter(pl.col("start") < pl.col("end"))
-        .sort("start")
+        .select(pl.col("start").cast(pl.Int64), pl.col("end").clip(upper_bound=limit))
+        .filter(pl.col("start") < pl.col("end"))  # rows are in start order already
         .with_columns(reach=pl.col("end").cum_max().shift(1).fill_null(0))
         .select(
             covered=(pl.col("end") - pl.max_horizontal("start", "reach")).clip(lower_bound=0).sum(),

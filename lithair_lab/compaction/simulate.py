@@ -177,6 +177,7 @@ def simulate(
     rb = sizes.record_bytes(log)
     sb = sizes.state_bytes(log)
     uncompacted_bytes = int(rb.sum())
+    breaks = metrics.breakage(log, custom_types=custom)
     full_head: dict[str, pl.DataFrame] | None = None
 
     series, summaries, comps, diffs, kept_rows = [], [], [], [], []
@@ -186,7 +187,7 @@ def simulate(
         s = timeline.sample(tl, log["timestamp"], rb, sb, resolution=resolution).with_columns(policy=pl.lit(name))
         last = s.row(-1, named=True) if s.height else dict.fromkeys(timeline.SERIES_SCHEMA, 0)
         exact_from = int(tl.snapshot_at[-1]) if tl.snapshot_at.len() else None
-        hz = metrics.horizon(log, tl.retained, exact_from=exact_from, custom_types=custom)
+        hz = metrics.horizon(log, tl.retained, exact_from=exact_from, breaks=breaks)
         if policy.snapshot or tl.compactions.height == 0:
             differing = pl.DataFrame(schema={"model": pl.String(), "key": pl.String(), "what": pl.String()})
         else:

@@ -237,6 +237,8 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         files = [f for f in files if f.exists()]
         active = path / store._active_name
         ends = {f: f.stat().st_size for f in files}
+        ids_path = path / layout.DEDUP
+        ids_end = ids_path.stat().st_size if ids_path.exists() else 0
         active_records = store._active_records
         state_json = store._state.to_json()
         anchor = store._prev
@@ -273,22 +275,41 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
             os.fsync(out.fileno())
         fsync_dir(path)
         step("journal_written")
+        # the ids as of the barrier, and those of dropped records that dedup.raftids lacks
+        ids_at_barrier = _read_prefix(ids_path, ids_end)
+        missing_ids = _missing_ids(dropped_ids, ids_at_barrier)
         backup = _new_backup_dir(path) if policy.backups else None
+        if backup is not None:
+            with open(backup / layout.DEDUP, "wb") as f:
+                f.write(ids_at_barrier + missing_ids)
+                f.flush()
+                os.fsync(f.fileno())
+        # most records appended meanwhile are copied without the lock; the switch copies the rest
+        carried_bytes = ends.get(active, 0)
+        for _ in range(3):
+            with store._lock:
+                store._writer.drain()
+                upto = active.stat().st_size
+            if upto - carried_bytes < 1 << 20:
+                break
+            carried_bytes += _carry_over(active, carried_bytes, upto, journal, sync=False)
         # 3. switch
         with store._lock:
             store._writer.drain()
             store._writer.sync_all()
-            carried_bytes = _carry_over(active, ends.get(active, 0), journal)
+            carried_bytes += _carry_over(active, carried_bytes, active.stat().st_size, journal, sync=True)
+            carried_bytes -= ends.get(active, 0)
             carried_records = store._active_records - active_records  # rotation waits while compacting
             step("carried_over")
-            _make_ids_durable(store, dropped_ids)
+            if missing_ids and store._writer.ids is not None:
+                store._writer.ids.write(missing_ids)
+            if store._writer.ids is not None:
+                store._writer.ids.sync()
             step("ids_durable")
             snap = path / layout.SNAPSHOT
             if backup is not None:
                 if snap.exists():
                     os.link(snap, backup / layout.SNAPSHOT)
-                if (path / layout.DEDUP).exists():
-                    shutil.copyfile(path / layout.DEDUP, backup / layout.DEDUP)
                 _write_backup_manifest(backup, policy, files, frame.height, state_json)
                 fsync_dir(backup)
             step("backed_up")
@@ -341,32 +362,37 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
     )
 
 
-def _carry_over(active: Path, since: int, journal: Path) -> int:
-    """Copy the records appended to ``active`` after the barrier (offset ``since``) to ``journal``; their bytes."""
-    size = active.stat().st_size if active.exists() else 0
-    if size <= since:
+def _carry_over(active: Path, lo: int, hi: int, journal: Path, *, sync: bool) -> int:
+    """Append bytes ``lo..hi`` of ``active`` (whole records written after the barrier) to ``journal``."""
+    if hi <= lo:
         return 0
     with open(active, "rb") as src, open(journal, "ab") as out:
-        src.seek(since)
+        src.seek(lo)
         copied = 0
-        while chunk := src.read(min(1 << 20, size - since - copied)):
+        while chunk := src.read(min(1 << 20, hi - lo - copied)):
             out.write(chunk)
             copied += len(chunk)
         out.flush()
-        os.fsync(out.fileno())
+        if sync:
+            os.fsync(out.fileno())
     return copied
 
 
-def _make_ids_durable(store: Store, ids: pl.Series) -> None:
-    """Append to ``dedup.raftids`` the dropped records' ids it does not hold yet, and fsync it."""
-    if ids.len() == 0 or store._writer.ids is None:
-        return
-    ids_path = store.path / layout.DEDUP
-    on_disk = pl.Series("id", ids_path.read_bytes().split(b"\n")[:-1] if ids_path.exists() else [], dtype=pl.Binary)
-    missing = ids.cast(pl.Binary).filter(~ids.cast(pl.Binary).is_in(on_disk.implode())).unique(maintain_order=True)
-    if missing.len():
-        store._writer.ids.write(b"".join(v + b"\n" for v in missing.to_list()))
-    store._writer.ids.sync()
+def _read_prefix(path: Path, size: int) -> bytes:
+    if size == 0:
+        return b""
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _missing_ids(ids: pl.Series, on_disk: bytes) -> bytes:
+    """The lines to append to ``dedup.raftids`` so that it holds every id of ``ids``."""
+    if ids.len() == 0:
+        return b""
+    known = pl.Series("id", on_disk.split(b"\n")[:-1], dtype=pl.Binary)
+    wanted = ids.cast(pl.Binary)
+    missing = wanted.filter(~wanted.is_in(known.implode())).unique(maintain_order=True)
+    return b"".join(v + b"\n" for v in missing.to_list())
 
 
 # ------------------------------------------------------------------ backups and restore

@@ -1,0 +1,176 @@
+"""Compaction benchmark: the simulator over a large log, and the engine's compaction under load.
+
+``python -m benchmarks.bench_compaction [--quick]``
+
+- ``simulate`` of 5 policies over a 1,000,000-event log (``--quick``: 100,000):
+  the time per policy and in total (target: 10 s in total), beside the anchor
+  of one head-state fold of the same log (``state_at``);
+- engine compaction of a 1,000,000-event journal (``--quick``: 100,000) with
+  the smart policy's defaults: its duration, and the longest pause seen by a
+  thread appending all along, beside that appender's longest pause over the
+  same span without a compaction.
+
+The log is written by the engine (fsync off) once per run: creations of
+1,000 products, 200 users, orders with payments, then whole-object updates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from benchmarks.harness import Row, Timing, markdown, measure
+from lithair_lab import read
+from lithair_lab.compaction import simulate
+from lithair_lab.engine import open_store
+from lithair_lab.engine.policies import (
+    KeepLatestPerKey,
+    MaxCountMaxAge,
+    NoCompaction,
+    SmartCompaction,
+    SnapshotThenTruncate,
+)
+from lithair_lab.state import state_at
+
+AREA = "compaction"
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def write_log(path: Path, n: int) -> None:
+    """``n`` events in a seed-like shop mix, one second apart, written through the engine."""
+    batch: list[dict] = []
+    with open_store(path, fsync=False) as store:
+        for i in range(n):
+            if i < 1_000:
+                et, key, payload = "ProductCreated", f"p{i}", {"id": f"p{i}", "name": f"Product {i}", "price": 400.0}
+            elif i < 1_200:
+                et, key, payload = "UserRegistered", f"u{i}", {"id": f"u{i}", "email": f"u{i}@example.com"}
+            elif i % 50 == 0:
+                et, key, payload = "OrderCreated", f"o{i}", {"id": f"o{i}", "product": f"p{i % 1000}", "qty": 1}
+            elif i % 50 == 1:
+                et, key, payload = "PaymentProcessed", f"o{i - 1}", {"order": f"o{i - 1}", "amount": 400.0}
+            else:
+                k = i % 1000
+                et, key, payload = "ProductUpdated", f"p{k}", {"id": f"p{k}", "name": f"Product {k}", "price": 400 + i / 100}
+            batch.append(
+                {"event_type": et, "payload": payload, "event_id": f"e{i}", "aggregate_id": key, "timestamp": T0 + i}
+            )
+            if len(batch) == 10_000:
+                store.append_many(batch)
+                batch = []
+        if batch:
+            store.append_many(batch)
+
+
+def policies() -> list:
+    return [
+        NoCompaction(),
+        SmartCompaction(),
+        SnapshotThenTruncate(),
+        KeepLatestPerKey(active_segment=1_000, tombstone_retention=timedelta(days=1)),
+        MaxCountMaxAge(max_count=10),
+    ]
+
+
+def bench_simulate(log: pl.DataFrame, n: int) -> list[Row]:
+    t0 = time.perf_counter()
+    sim = simulate(log, policies(), startup=False)
+    total = time.perf_counter() - t0
+    fold = measure(lambda: state_at(log), repeat=3)
+    rows = [
+        Row(AREA, f"simulate 5 policies, {n:,} events (total)", total, "s", "one state_at fold", fold, target="≤ 10 s")
+    ]
+    for r in sim.summary.iter_rows(named=True):
+        rows.append(
+            Row(
+                AREA, f"simulate {r['policy']}", r["simulated_s"], "s", "one state_at fold", fold,
+                notes={k: r[k] for k in ("compactions", "final_events", "integrity", "reconstructable")},
+            )  # fmt: skip
+        )
+    return rows
+
+
+def _appender(store, stop: threading.Event, pauses: list[float], start: int) -> None:
+    i = start
+    last = time.perf_counter()
+    while not stop.is_set():
+        store.append("ProductUpdated", {"id": "p1", "price": i}, aggregate_id="p1", event_id=f"live{i}")
+        now = time.perf_counter()
+        pauses.append(now - last)
+        last = now
+        i += 1
+
+
+def bench_engine(src: Path, n: int) -> list[Row]:
+    runs, worst, baseline = [], [], []
+    for r in range(2):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp) / "store"
+            shutil.copytree(src, d)
+            with open_store(d, fsync=False) as store:
+                took = 0.0
+                for with_compaction in (True, False):  # then the same span again without one
+                    stop, pauses = threading.Event(), []
+                    t = threading.Thread(target=_appender, args=(store, stop, pauses, (r * 2 + with_compaction) * 10**7))
+                    t.start()
+                    time.sleep(0.05)
+                    t0 = time.perf_counter()
+                    if with_compaction:
+                        report = store.compact(SmartCompaction())
+                    else:
+                        time.sleep(took)
+                    span = time.perf_counter() - t0
+                    stop.set()
+                    t.join()
+                    (worst if with_compaction else baseline).append(max(pauses))
+                    if with_compaction:
+                        took = span
+                        runs.append(span)
+                        carried = report.carried
+    return [
+        Row(AREA, f"engine compaction of {n:,} events (smart defaults)", Timing(tuple(runs)), "s", notes={"carried": carried}),
+        Row(
+            AREA, "longest append pause during compaction", Timing(tuple(worst)), "s",
+            "longest pause without compaction", Timing(tuple(baseline)),
+        ),  # fmt: skip
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    n = 100_000 if quick else 1_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "log"
+        t0 = time.perf_counter()
+        write_log(src, n)
+        wrote = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        log = read(src)
+        scanned = time.perf_counter() - t0
+        rows = [
+            Row(AREA, f"write {n:,}-event log through the engine (setup)", wrote, "s"),
+            Row(AREA, f"ll.read of the {n:,}-event log (setup)", scanned, "s"),
+        ]
+        rows += bench_simulate(log, n)
+        del log
+        rows += bench_engine(src, n)
+    return rows
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    rows = run(quick)
+    print(markdown(rows))
+    for r in rows:
+        if r.notes:
+            print(f"- {r.name}: " + ", ".join(f"{k}={v}" for k, v in r.notes.items()))
+
+
+if __name__ == "__main__":
+    main()
