@@ -178,7 +178,7 @@ def fold_history(history: History, m: Moment, registry: ReducerRegistry, *, warn
         models += [x for x in start.models if x not in models]
     custom = [t for t in selected["short_type"].drop_nulls().unique() if t in registry]
     if custom:
-        frames, anomalies = _fold_python(selected, start, registry)
+        frames, anomalies = _fold_python(selected, start, registry, custom)
     else:
         frames, anomalies = _fold_vectorized(selected, start)
     state = State({name: frames.get(name, empty_state()) for name in sorted(models)})
@@ -190,8 +190,10 @@ def fold_history(history: History, m: Moment, registry: ReducerRegistry, *, warn
     return state
 
 
-def _fold_vectorized(events: pl.DataFrame, start: Start | None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    rows = fold.crud_rows(events)
+def _fold_vectorized(
+    events: pl.DataFrame, start: Start | None, custom: list[str] | None = None
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    rows = fold.crud_rows(events, custom_types=custom or ())
     base = fold.start_rows(start.models, start.versions) if start is not None else {}
     frames, anomalies = {}, list(rows.anomalies)
     for name in {**base, **rows.models}:
@@ -202,7 +204,7 @@ def _fold_vectorized(events: pl.DataFrame, start: Start | None) -> tuple[dict[st
 
 
 def _fold_python(
-    events: pl.DataFrame, start: Start | None, registry: ReducerRegistry
+    events: pl.DataFrame, start: Start | None, registry: ReducerRegistry, custom: list[str]
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     # Custom reducers are Python functions over the whole state, so the
     # history folds through the engine's own replay; the result then goes
@@ -223,15 +225,10 @@ def _fold_python(
             )  # fmt: skip
         replay.apply(env)
     frames = {
-        name: fold.fold_model(rows, name=name)[0]
+        name: fold.fold_model(rows, name=name, anomalies=False)[0]
         for name, rows in fold.start_rows(replay.models, replay.versions).items()
     }
-    crud_only = _fold_vectorized(events.filter(~pl.col("short_type").is_in(list(_types(events, registry)))), start)
-    return frames, crud_only[1]
-
-
-def _types(events: pl.DataFrame, registry: ReducerRegistry) -> set[str]:
-    return {t for t in events["short_type"].drop_nulls().unique() if t in registry}
+    return frames, _fold_vectorized(events, start, custom)[1]
 
 
 def _concat_anomalies(parts: list[pl.DataFrame]) -> pl.DataFrame:

@@ -332,6 +332,8 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
         if len(idx):
             decoded = _presence_in_python(decoded, idx, fields)
     others = rows.filter(pl.col(IS_OBJ).not_())
+    if others.height == 0:
+        return decoded, fields  # still in (KEY, ORD) order: the folds' `last()` relies on it
     return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields
 
 
