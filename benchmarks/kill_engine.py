@@ -38,7 +38,11 @@ from lithair_lab.engine import open_store
 from lithair_lab.formats import bincode, jsonlines, layout
 from lithair_lab.formats.envelope import Envelope, envelope_from_obj, event_hash
 
-DURABLE = {"sync": {"mode": "sync", "fsync": True}, "group": {"mode": "group"}}
+DURABLE = {
+    "sync": {"mode": "sync", "fsync": True},
+    "group": {"mode": "group"},
+    "binary": {"mode": "group", "binary": True},
+}
 MODES: dict[str, dict[str, Any]] = {**DURABLE, "async": {"mode": "async", "flush_interval_ms": 2}}
 
 
