@@ -223,8 +223,9 @@ def write_shop(path, **options):
         return store.state, store.versions
 
 
-def test_engine_directory_with_checkpoint_and_rotation(tmp_path):
-    live, versions = write_shop(tmp_path / "shop", max_log_file_size=300)
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_engine_directory_with_checkpoint_and_rotation(tmp_path, binary):
+    live, versions = write_shop(tmp_path / "shop", max_log_file_size=300, binary=binary)
     assert len(list((tmp_path / "shop").glob("events.raftlog.*"))) > 1
     s = state_at(tmp_path / "shop")
     for model, entities in live.items():
@@ -328,3 +329,12 @@ def test_bad_sources():
         state_at(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"the frame has no column `seq`"):
         state_at(pl.DataFrame({"x": [1]}))
+
+
+def test_a_legacy_snapshot_is_reported_and_not_used(tmp_path):
+    path = tmp_path / "shop"
+    write_shop(path)
+    (path / "state.raftsnap").write_text('{"p1": {"id": "p1", "name": "from the snapshot"}}')
+    with pytest.warns(ll.LithairLabWarning, match=r"legacy snapshot covers no journal records"):
+        s = state_at(path)
+    assert entity(s, "Product", "p1")["name"] == "Pen"
