@@ -76,6 +76,23 @@ def test_state_count_chain_and_dedup_survive_compaction_and_reopen(tmp_path: Pat
         assert s.state["Product"]["p0"]["price"] == 7 and s.event_count == count + 1
 
 
+@pytest.mark.parametrize("options", [{"binary": True}, {"max_log_file_size": 4_000}], ids=["binary", "segments"])
+def test_binary_journals_and_rotated_segments_compact_too(tmp_path: Path, options: dict) -> None:
+    d = tmp_path / "shop"
+    with open_store(d, **options) as s:
+        fill(s)
+        state, count = copy.deepcopy(s.state), s.event_count
+        replaced = sorted(p.name for p in d.iterdir() if p.name.startswith(layout.ACTIVE))
+        assert len(replaced) > 1 or "binary" in options
+        report = s.compact(SMART)
+        backed_up = sorted(p.name for p in report.backup.iterdir() if p.name.startswith(layout.ACTIVE))
+        assert backed_up == replaced
+        s.append("ProductUpdated", {"id": "p0", "price": 5}, aggregate_id="p0")
+        state["Product"]["p0"] = {"id": "p0", "price": 5}
+    with open_store(d, **options) as s:
+        assert s.state == state and s.event_count == count + 1 and s.binary == ("binary" in options)
+
+
 def test_appends_during_compaction_are_carried_over(tmp_path: Path) -> None:
     d = tmp_path / "shop"
     from lithair_lab.engine.compaction import compact

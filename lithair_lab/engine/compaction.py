@@ -56,6 +56,7 @@ from ..errors import DamageError, FormatError, PolicyError
 from ..formats import checkpoint, layout
 from ..formats.batch import read_journal
 from ..formats.envelope import Envelope
+from ..formats.schema import EVENT_SCHEMA
 from .lock import DirectoryLock
 from .policies import CompactionPolicy, check_critical_types, check_policy, next_trigger, retention_mask
 from .recovery import fsync_dir
@@ -130,8 +131,6 @@ def _generation_frame(files: list[Path], ends: dict[Path, int], active: Path) ->
                 )  # fmt: skip
             frames.append(batch.records.filter(pl.col("offset") < end))
     if not frames:
-        from ..formats.schema import EVENT_SCHEMA
-
         return pl.DataFrame(schema=EVENT_SCHEMA), pl.Series("end", [], dtype=pl.UInt64)
     records = pl.concat(frames)
     file_end = pl.col("file").replace_strict({f.name: ends[f] for f in files}, return_dtype=pl.UInt64)
