@@ -76,6 +76,12 @@ def test_bad_model_declarations_are_refused(kwargs: dict[str, Any], message: str
         Model("Thing", **kwargs)
 
 
+def test_a_default_must_fit_its_field() -> None:
+    with pytest.raises(ValueError, match="field `stock`: default `none` is string, not integer"):
+        Field("stock", int, default="none")
+    assert Field("note", str, nullable=True, default=None).default is None
+
+
 def test_set_null_needs_a_nullable_field() -> None:
     with pytest.raises(ValueError, match="needs a nullable field"):
         Field("owner", foreign_key="User", on_force_delete="set_null")
@@ -411,3 +417,15 @@ def test_random_operations_keep_invariants_and_replay(tmp_path_factory: pytest.T
     with open_models(path, fsync=False) as db:
         assert orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS) == state
         check_invariants(db)
+
+
+def test_a_legacy_entity_that_is_not_an_object_is_served_and_deletable(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path / "d", fsync=False) as store:
+        store.append("CustomerCreated", ["not", "an", "object"], aggregate_id="odd")
+    with open_models(tmp_path / "d", shop_models(), fsync=False) as db:
+        assert db.violations == ["`Customer` `odd` is not a JSON object; it is served as is but not indexed"]
+        assert db.find("customers", id="odd").items == [["not", "an", "object"]]
+        with pytest.raises(ValidationError, match="not a JSON object in the log"):
+            db.update("customers", "odd", {"email": "x@example.com"})
+        assert db.delete("customers", "odd").deleted == [("Customer", "odd")]
+        assert db.count("customers") == 0

@@ -118,6 +118,7 @@ class ModelStore:
         """Derive every index from the store's state (after replay)."""
         for m in self.models.values():
             for key, obj in self._entities(m).items():
+                self._born[m.name][key] = next(self._clock)
                 if not isinstance(obj, dict):
                     self.violations.append(f"`{m.name}` `{key}` is not a JSON object; it is served as is but not indexed")
                     continue
@@ -128,7 +129,6 @@ class ModelStore:
                             f"`{m.name}` `{key}` and `{other}` share unique {_fields(ix.index.fields)} (written before the constraint)"
                         )
                 self._index_add(m, key, obj)
-                self._born[m.name][key] = next(self._clock)
 
     @contextmanager
     def atomic(self) -> Iterator[ModelStore]:
@@ -440,7 +440,7 @@ class ModelStore:
         except DuplicateEventError as e:
             msg = f"event id `{eid}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
             raise ConstraintError(msg, kind="duplicate", model=m.name, details={"event_id": eid}) from e
-        if old is not None:
+        if isinstance(old, dict):  # a legacy non-object entity was never indexed
             self._index_remove(m, key, old)
         if op == "Deleted":
             self._born[m.name].pop(key, None)

@@ -118,6 +118,9 @@ class Field:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "type", _type_name(self.type))  # type: ignore[arg-type]
+        if self.has_default and not (self.default is None and self.nullable) and not matches_type(self.default, self.type):
+            msg = f"field `{self.name}`: default `{_short(self.default)}` is {json_type_of(self.default)}, not {self.type}"
+            raise ValueError(msg)
         if self.foreign_key is not None:
             target = self.foreign_key.split(".", 1)[0]
             object.__setattr__(self, "foreign_key", target)
