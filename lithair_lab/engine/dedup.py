@@ -80,23 +80,22 @@ class DedupIndex:
         if i < len(arr) and arr[i] == d.rstrip(b"\x00"):
             self._sorted = np.delete(arr, i)
 
-    def update(self, keys: Iterable[str | bytes], *, chunk: int = 1 << 18) -> None:
+    def update(self, keys: Iterable[str | bytes]) -> None:
         """Add many keys at once (str, or their UTF-8 bytes); repeats are fine.
 
         Opening an Era B log repeats ids, and that is not an error: the set just
-        holds each once. Digests are gathered in chunks and merged once.
+        holds each once.
         """
-        parts = [self._sorted]
-        pending: list[bytes] = []
+        batch = DigestBatch()
         for k in keys:
-            pending.append(digest_bytes(k if isinstance(k, bytes) else k.encode()))
-            if len(pending) >= chunk:
-                parts.append(np.array(pending, dtype=_DTYPE))
-                pending.clear()
-        if pending:
-            parts.append(np.array(pending, dtype=_DTYPE))
-        if len(parts) > 1:
-            self._sorted = np.unique(np.concatenate(parts))
+            batch.add(k if isinstance(k, bytes) else k.encode())
+        self.merge(batch)
+
+    def merge(self, batch: DigestBatch) -> None:
+        """Add every digest gathered in ``batch`` (one sort for the lot)."""
+        parts = batch.arrays()
+        if parts:
+            self._sorted = np.unique(np.concatenate([self._sorted, *parts]))
 
     def _merge(self) -> None:
         recent = np.fromiter(self._recent, dtype=_DTYPE, count=len(self._recent))
@@ -107,3 +106,32 @@ class DedupIndex:
         """Approximate memory held: the sorted array plus the recent set's digests and slots."""
         recent = len(self._recent) * (DIGEST_SIZE + 33 + 16)  # bytes object header + set slot
         return int(self._sorted.nbytes) + recent
+
+
+class DigestBatch:
+    """Digests of many keys gathered for one merge: 16 bytes per key, in numpy chunks.
+
+    Used while opening a store, where ids stream in from ``dedup.raftids`` and
+    the journal; memory stays at the digests' size however many ids there are.
+    """
+
+    __slots__ = ("_parts", "_pending")
+    CHUNK = 1 << 18
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self._pending: list[bytes] = []
+
+    def add(self, key: bytes) -> None:
+        """Gather the digest of a key given as UTF-8 bytes."""
+        self._pending.append(digest_bytes(key))
+        if len(self._pending) >= self.CHUNK:
+            self._parts.append(np.array(self._pending, dtype=_DTYPE))
+            self._pending.clear()
+
+    def arrays(self) -> list[np.ndarray]:
+        """The gathered digests as arrays (unsorted, possibly repeating)."""
+        if self._pending:
+            self._parts.append(np.array(self._pending, dtype=_DTYPE))
+            self._pending.clear()
+        return self._parts

@@ -31,7 +31,7 @@ from ..errors import CheckpointError, DuplicateEventError, FormatError, InvalidE
 from ..formats import bincode, checkpoint, layout
 from ..formats.envelope import U64_MAX, Envelope, RawJSON, event_hash
 from .config import StoreConfig
-from .dedup import DedupIndex
+from .dedup import DedupIndex, DigestBatch
 from .lock import LOCK_NAME, DirectoryLock
 from .recovery import Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
 from .reducers import Reducer, ReducerRegistry, ReplayState
@@ -217,7 +217,7 @@ class Store:
         self._state = state
         self._checkpointed = cp is not None
         self._snapshot_is_ours = self._from_checkpoint
-        tail_ids: list[bytes] = []
+        tail_ids = DigestBatch()
         active = files[-1]
         active_records = start_records if start_file == len(files) - 1 else 0
         for i in range(start_file, len(files)):
@@ -243,7 +243,7 @@ class Store:
                     self._prev = None
                     continue
                 self._prev = env.event_hash
-                tail_ids.append(env.event_id.encode())
+                tail_ids.add(env.event_id.encode())
             self.damage.extend(reader.damage)
             if reader.torn_at is not None:
                 self.torn_tails.append(cut_tail(f, reader.torn_at))
@@ -348,33 +348,33 @@ class Store:
                 return enc
         return "json"
 
-    def _load_dedup(self, tail_ids: list[bytes], files: list[Path], on_damage: OnDamage) -> DedupIndex:
+    def _load_dedup(self, tail_ids: DigestBatch, files: list[Path], on_damage: OnDamage) -> DedupIndex:
         """The idempotence set: ``dedup.raftids`` plus the ids of the records replayed after the checkpoint."""
-        index = DedupIndex()
         ids_path = self.path / layout.DEDUP
         if self.config.dedup_persist and ids_path.exists():
-            index.update(self._read_ids(ids_path))
+            self._read_ids(ids_path, tail_ids)
         elif self._from_checkpoint:
             # no durable index: the ids of the covered prefix are only in the journal
-            tail_ids = [*self._all_ids(files, on_damage), *tail_ids]
-        index.update(tail_ids)
+            for f in files:
+                if (enc := detect_encoding(f)) is not None:
+                    for rec in JournalReader(f, enc, on_damage=on_damage, tail_is_torn=False):
+                        if rec.env is not None:
+                            tail_ids.add(rec.env.event_id.encode())
+        index = DedupIndex()
+        index.merge(tail_ids)
         return index
 
-    def _read_ids(self, ids_path: Path) -> list[bytes]:
+    def _read_ids(self, ids_path: Path, batch: DigestBatch) -> None:
+        """Stream ``dedup.raftids`` into ``batch``; a torn last id is cut aside, never taken for an id."""
+        rest = b""
         with open(ids_path, "rb") as f:
-            data = f.read()
-        cut = data.rfind(b"\n") + 1
-        if cut < len(data):  # a torn last id: its event, if written, is in the journal
-            self.torn_tails.append(cut_tail(ids_path, cut))
-        return data[:cut].split(b"\n")[:-1]
-
-    def _all_ids(self, files: list[Path], on_damage: OnDamage) -> list[bytes]:
-        out = []
-        for f in files:
-            enc = detect_encoding(f)
-            if enc is not None:
-                out += [r.env.event_id.encode() for r in JournalReader(f, enc, on_damage=on_damage) if r.env]
-        return out
+            while chunk := f.read(1 << 20):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    batch.add(line)
+        if rest:  # its event, if written at all, is in the journal
+            self.torn_tails.append(cut_tail(ids_path, ids_path.stat().st_size - len(rest)))
 
     # ------------------------------------------------------------- public API
 
