@@ -31,8 +31,8 @@ import h11
 import orjson
 import polars as pl
 
+import lithair_lab as ll
 from lithair_lab.engine.models import open_models
-from lithair_lab.frames.scan import read
 
 from .harness import percentile
 
@@ -267,7 +267,7 @@ def check_log(path: Path, acked: list[str], unacked: list[str] = ()) -> dict[str
     """
     with open_models(path) as db:  # a full open: torn-tail repair, replay, indexes
         events = db.store.event_count
-    frame = read(path).select("event_id")
+    frame = ll.read(path).select("event_id")
     if frame.height != events:
         raise AssertionError(f"the reopened store counts {events} events, the log holds {frame.height}")
     counts = frame.group_by("event_id").len()

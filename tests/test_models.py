@@ -13,26 +13,13 @@ from hypothesis import strategies as st
 import lithair_lab as ll
 from lithair_lab.engine.models import Field, Index, Model, ModelStore, model_from_schema, open_models, shop_models
 from lithair_lab.errors import ConstraintError, FormatError, NotFoundError, ValidationError
-from lithair_lab.formats import layout
-from lithair_lab.formats.envelope import Envelope, envelope_from_obj
-from lithair_lab.formats.jsonlines import split_line
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lithair-upstream" / "schema"
 
 
-def journal(directory: Path) -> list[Envelope]:
-    """Every envelope of a directory's history, through the shared codec."""
-    out = []
-    for path in layout.journal_files(directory):
-        if not path.exists():
-            continue
-        for line in path.read_bytes().splitlines():
-            _, body, ok = split_line(line)
-            assert ok
-            env = envelope_from_obj(orjson.loads(body))
-            assert env is not None
-            out.append(env)
-    return out
+def journal(directory: Path) -> list[dict[str, Any]]:
+    """Every record of a directory's history, through the read path."""
+    return ll.read(directory).select("event_type", "event_id", "aggregate_id", "payload").rows(named=True)
 
 
 @pytest.fixture
@@ -186,7 +173,7 @@ def test_integer_keys_are_parsed_and_stringified(tmp_path: Path) -> None:
             db.put("tickets", "x", {"title": "t"})
         with pytest.raises(ValidationError, match="`Ticket.id` is required"):
             db.create("tickets", {"title": "no id"})  # no UUID for an integer key
-    assert [e.aggregate_id for e in journal(tmp_path / "d")] == ["7"]
+    assert [e["aggregate_id"] for e in journal(tmp_path / "d")] == ["7"]
 
 
 # -- events -----------------------------------------------------------------------------
@@ -199,13 +186,13 @@ def test_writes_produce_upstream_style_events(shop: ModelStore) -> None:
     shop.update("products", "1", {"stock": 3})
     shop.delete("products", "1")
     events = journal(shop.store.path)
-    assert [e.event_type for e in events] == ["ProductCreated", "ProductUpdated", "ProductUpdated", "ProductDeleted"]
-    assert {e.aggregate_id for e in events} == {"1"}
-    assert len({e.event_id for e in events}) == 4
+    assert [e["event_type"] for e in events] == ["ProductCreated", "ProductUpdated", "ProductUpdated", "ProductDeleted"]
+    assert {e["aggregate_id"] for e in events} == {"1"}
+    assert len({e["event_id"] for e in events}) == 4
     whole = {"id": "1", "name": "Test Product 1", "price": 400.01, "stock": 3, "sku": None, "category_id": None}
-    assert orjson.loads(events[2].payload) == whole  # the whole object after the change
-    assert orjson.loads(events[3].payload) == whole
-    assert all(e.event_id.startswith(f"Product:{e.event_type[7:]}:1:") for e in events)
+    assert orjson.loads(events[2]["payload"]) == whole  # the whole object after the change
+    assert orjson.loads(events[3]["payload"]) == whole
+    assert all(e["event_id"].startswith(f"Product:{e['event_type'][7:]}:1:") for e in events)
 
 
 def test_create_generates_a_key_and_refuses_an_existing_one(shop: ModelStore) -> None:
@@ -293,7 +280,7 @@ def test_force_delete_cascades_and_sets_null_as_events(shop: ModelStore) -> None
     assert result.deleted == [("Order", "o1"), ("Product", "p1")]
     with pytest.raises(NotFoundError):
         shop.get("orders", "o1")
-    types = [e.event_type for e in journal(shop.store.path)][start:]
+    types = [e["event_type"] for e in journal(shop.store.path)][start:]
     assert types == ["ProductUpdated", "CategoryDeleted", "OrderDeleted", "ProductDeleted"]
     shop.delete("customers", "u1")  # no referrers left: a plain delete
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+import lithair_lab as ll
 from lithair_lab.engine.models import ModelStore, open_models, shop_models
 from lithair_lab.errors import ConstraintError
 
@@ -98,6 +99,12 @@ def test_orders_never_exceed_stock_and_transfers_conserve_money(tmp_path: Path) 
         assert db.store.event_count == events
         assert orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS) == snapshot
         assert db.find("orders", status="placed").total == len(db.store.state["Order"])
+        replayed = db.store.state
+        # ... and so does the vectorized state-at-T of the read path
+        frames = ll.state_at(path)
+        assert dict(frames["Product"].select("_key", "stock").iter_rows()) == {k: o["stock"] for k, o in replayed["Product"].items()}
+        assert dict(frames["Account"].select("_key", "balance").iter_rows()) == {k: o["balance"] for k, o in replayed["Account"].items()}
+        assert frames["Order"]["quantity"].sum() == sum(tally.values())
 
 
 def test_unique_values_hold_across_concurrent_writers(tmp_path: Path) -> None:
