@@ -55,8 +55,10 @@ def history(source: Source, model: str, entity_id: str) -> pl.DataFrame:
     frames: list[dict[str, Any]] = []
     models: set[str] = set()
     for h in histories:
-        rows = fold.crud_rows(h.events)
-        models |= set(rows.models)
+        models |= {str(m) for m in h.events["model"].drop_nulls().unique()}
+        # Only this entity's records (or keyless ones, whose key is in the payload) are folded.
+        mine = (pl.col("model") == model) & (pl.col("aggregate_id").is_null() | (pl.col("aggregate_id") == entity_id))
+        rows = fold.crud_rows(h.events.filter(mine))
         start: Any = None
         if h.start is not None and not h.start.complete and entity_id in h.start.models.get(model, {}):
             start = (h.start.models[model][entity_id], h.start.versions.get(model, {}).get(entity_id))

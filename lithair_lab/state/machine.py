@@ -127,6 +127,12 @@ class TimeMachine:
         self._history = History(h.events.clear(), h.start, h.path)
         warn_anomalies(self.anomalies, stacklevel=3)
 
+    def estimated_size(self, unit: str = "mb") -> float:
+        """Memory held by the decoded rows and the checkpoints (as ``pl.DataFrame.estimated_size``)."""
+        frames = [m.rows for m in self._models.values()]
+        frames += [f for state in getattr(self, "_states", []) for f in state.values()]
+        return sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
+
     @property
     def horizon(self) -> Moment | None:
         """The earliest moment this history can reconstruct exactly (None: any)."""
@@ -187,7 +193,7 @@ class TimeMachine:
                 continue
             window = rows.slice(lo, hi - lo).lazy()
             if m.time is not None:
-                window = window.filter(pl.col("timestamp") <= m.time)
+                window = window.filter((pl.col("timestamp") <= m.time) | pl.col(fold.START))
             columns = [*STATE_META, *(model.fields or []), *([VALUE] if self._has_value[name] else [])]
             if frame is not None and frame.height:
                 keys = window.select(KEY).unique()
