@@ -285,6 +285,18 @@ def test_force_delete_cascades_and_sets_null_as_events(shop: ModelStore) -> None
     shop.delete("customers", "u1")  # no referrers left: a plain delete
 
 
+def test_a_forced_delete_is_one_batch(shop: ModelStore) -> None:
+    seed(shop)
+    shop.create("orders", {"id": "o2", "customer_id": "u1", "product_id": "p1", "quantity": 1}, event_id="req-1:cascade:1")
+    before = shop.store.event_count
+    # the cascade's second event would reuse an id: nothing at all is written
+    with pytest.raises(ConstraintError, match="`req-1:cascade:1` was already written") as e:
+        shop.delete("customers", "u1", force=True, event_id="req-1")
+    assert e.value.kind == "duplicate"
+    assert shop.store.event_count == before and shop.count("orders") == 2
+    assert shop.delete("customers", "u1", force=True, event_id="req-2").deleted == [("Order", "o1"), ("Order", "o2"), ("Customer", "u1")]
+
+
 def test_recursive_cascade_and_self_reference(tmp_path: Path) -> None:
     node = Model("Node", [Field("id", str, primary_key=True), Field("parent", str, foreign_key="Node", on_force_delete="cascade", nullable=True)])
     with open_models(tmp_path / "d", [node], fsync=False) as db:

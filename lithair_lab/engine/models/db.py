@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 MAX_NAMED_REFERRERS = 10
+_Write = tuple[Model, str, str, Any, Any, str | None]
+"""``(model, op, key, new object, old object or None, event_id or None)``: one event to append."""
 
 
 @dataclass(frozen=True)
@@ -345,19 +347,21 @@ class ModelStore:
                 )
                 raise ConstraintError(msg, kind="protected", model=m.name, details={"key": key, "referrers": [list(b) for b in blocked]})
             result = DeleteResult()
+            writes: list[_Write] = []
             gone = {(dm.name, dk) for dm, dk in deletes}
             for n, ((rm_name, rk), fields) in enumerate(sorted(nulls.items())):
                 if (rm_name, rk) in gone:
                     continue
                 rm = self.models[rm_name]
                 current = self._entities(rm)[rk]
-                self._write(rm, "Updated", rk, {**current, **dict.fromkeys(sorted(fields))}, current, _derived(event_id, "null", n))
+                writes.append((rm, "Updated", rk, {**current, **dict.fromkeys(sorted(fields))}, current, _derived(event_id, "null", n)))
                 result.nulled += [(rm_name, rk, f) for f in sorted(fields)]
             for n, (dm, dk) in enumerate(deletes):
                 current = self._entities(dm)[dk]
                 eid = event_id if (dm is m and dk == key) else _derived(event_id, "cascade", n)
-                self._write(dm, "Deleted", dk, current, current, eid)
+                writes.append((dm, "Deleted", dk, current, current, eid))
                 result.deleted.append((dm.name, dk))
+            self._write_all(writes)  # one batch: a duplicate id or a bad event writes none of them
             return result
 
     # -- internals (the lock is held) ---------------------------------------------
@@ -434,21 +438,32 @@ class ModelStore:
                 )
 
     def _write(self, m: Model, op: str, key: str, new: dict[str, Any], old: dict[str, Any] | None, event_id: str | None) -> None:
-        eid = event_id or f"{m.name}:{op}:{key}:{uuid.uuid4()}"
+        self._write_all([(m, op, key, new, old, event_id)])
+
+    def _write_all(self, writes: list[_Write]) -> None:
+        """Append the events (several as one all-or-none batch), then follow them in the indexes."""
+        events = [
+            {"event_type": f"{m.name}{op}", "payload": new, "event_id": eid or f"{m.name}:{op}:{key}:{uuid.uuid4()}", "aggregate_id": key}
+            for m, op, key, new, _, eid in writes
+        ]
         try:
-            self.store.append(f"{m.name}{op}", new, event_id=eid, aggregate_id=key)
+            if len(events) == 1:
+                self.store.append(**events[0])
+            else:
+                self.store.append_many(events)
         except DuplicateEventError as e:
-            msg = f"event id `{eid}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
-            raise ConstraintError(msg, kind="duplicate", model=m.name, details={"event_id": eid}) from e
-        if isinstance(old, dict):  # a legacy non-object entity was never indexed
-            self._index_remove(m, key, old)
-        if op == "Deleted":
-            self._born[m.name].pop(key, None)
-        else:
-            self._index_add(m, key, new)
-            if old is None:
-                self._born[m.name][key] = next(self._clock)
-        self.writes[op] += 1
+            msg = f"event id `{e.key}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
+            raise ConstraintError(msg, kind="duplicate", model=writes[0][0].name, details={"event_id": e.key}) from e
+        for m, op, key, new, old, _ in writes:
+            if isinstance(old, dict):  # a legacy non-object entity was never indexed
+                self._index_remove(m, key, old)
+            if op == "Deleted":
+                self._born[m.name].pop(key, None)
+            else:
+                self._index_add(m, key, new)
+                if old is None:
+                    self._born[m.name][key] = next(self._clock)
+            self.writes[op] += 1
 
     def _index_add(self, m: Model, key: str, obj: dict[str, Any]) -> None:
         for ix in self._indexes[m.name]:
