@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -298,3 +299,35 @@ def test_a_directory_without_models_is_refused(tmp_path: Path) -> None:
 def test_cli_rejects_a_threshold_without_smart_compaction(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", str(tmp_path / "d"), "--shop", "--compact-threshold", "10"])
     assert result.exit_code == 2 and "`--compact-threshold` needs `--compaction smart`" in result.output
+
+
+SEED_LOOP_1 = """
+for i in $(seq 1 10); do
+    curl -X PUT "http://127.0.0.1:3000/api/products/1" \\
+        -H "Content-Type: application/json" \\
+        -d "{\\"name\\": \\"Test Product $i\\", \\"price\\": $((400 + i))}"
+done
+"""
+# The seed's second loop quotes `\\"scale=2; ...\\"` inside `$( )`, which bash rejects as a
+# syntax error; this is the loop it means, with the quotes bash needs.
+SEED_LOOP_2 = """
+TOTAL_UPDATES=15
+for i in $(seq 1 $TOTAL_UPDATES); do
+    curl --http1.1 -s -X PUT "$BASE_URL/api/products/1" \\
+        -H "Content-Type: application/json" \\
+        -H "Connection: close" \\
+        -d "{\\"price\\": $(echo "scale=2; 400 + ($i * 0.01)" | bc -l)}"
+done
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("bc")), reason="the seed's loops need curl and bc")
+def test_the_seed_curl_loops(server: RunningServer) -> None:
+    loop1 = subprocess.run(["bash", "-c", SEED_LOOP_1.replace("http://127.0.0.1:3000", server.url)], capture_output=True, text=True, check=True)
+    answers = [json.loads(line) for line in loop1.stdout.replace("}{", "}\n{").splitlines()]
+    assert len(answers) == 10 and answers[-1]["name"] == "Test Product 10" and answers[-1]["price"] == 410
+    loop2 = subprocess.run(["bash", "-c", SEED_LOOP_2], capture_output=True, text=True, check=True, env={**os.environ, "BASE_URL": server.url})
+    answers = [json.loads(line) for line in loop2.stdout.replace("}{", "}\n{").splitlines()]
+    assert len(answers) == 15 and all("error" not in a for a in answers)
+    assert server.db.get("products", "1") == answers[-1] and answers[-1]["price"] == 400.15
+    assert server.db.store.event_count == 25
