@@ -149,3 +149,15 @@ def test_state_diff_counts_entities_and_fields() -> None:
     assert fields["entities"].to_list() == [2, 1]
     with pytest.raises(ValueError, match="`diff` lacks the columns `change`"):
         viz.state_diff(diff.drop("change"))
+
+
+def test_charts_render_offline_in_jupyterlab_and_as_png() -> None:
+    # JupyterLab renders this mimetype itself (no CDN); every other frontend gets the PNG.
+    bundle = viz.type_mix(frame(50))._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert set(bundle) == {"application/vnd.vegalite.v5+json", "image/png", "text/plain"}
+    spec = bundle["application/vnd.vegalite.v5+json"]
+    assert spec["$schema"].endswith("/v5.json") and spec["title"]["text"] == "Event type mix"
+    import base64
+
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")

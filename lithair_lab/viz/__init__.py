@@ -12,12 +12,14 @@ from .diff import state_diff
 from .entity import entity_timeline
 from .events import event_rate, log_growth, type_mix
 from .export import save, to_png, to_svg
+from .render import enable as enable_offline_rendering
 from .style import PALETTE
 
 __all__ = [
     "PALETTE",
     "compaction_growth",
     "compaction_summary",
+    "enable_offline_rendering",
     "entity_timeline",
     "event_rate",
     "log_growth",

@@ -13,6 +13,7 @@ from IPython.display import display
 
 from ..errors import LithairLabError
 from ..viz import event_rate
+from ..viz.render import mimebundle
 from ..viz.style import events_lazy
 from .base import Workbench, escape, frame_html
 
@@ -131,8 +132,8 @@ class TimeTravelExplorer(Workbench):
         self.header.value = self._header(frame, n, at)
         self.table.value = self._table(frame)
         self.chart.clear_output(wait=True)
-        with self.chart:
-            display(self._chart(at))
+        with self.chart:  # the interactive chart only: a PNG per step would cost more than the step
+            display(mimebundle(self._chart(at).to_dict(), static=False), raw=True)
         self.last_step_s = time.perf_counter() - t0
 
     def _header(self, frame: pl.DataFrame, n: int, at: dt.datetime | None) -> str:

@@ -59,7 +59,7 @@ FILES_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StoreReport:
     """The summary of a data directory (see :func:`inspect_store`).
 
@@ -137,6 +137,9 @@ class StoreReport:
         else:
             lines.append(f"hash chain: {len(self.chain)} problem(s)")
         return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self.summary_lines())
 
     def _repr_html_(self) -> str:
         from .base import escape, frame_html
