@@ -374,8 +374,15 @@ OPS = st.one_of(
 )
 
 
-def check_invariants(db: ModelStore) -> None:
-    state = db.store.state
+def check_invariants(db: ModelStore, *, committed: bool = True) -> None:
+    """Unique values distinct, no dangling reference, indexes agree with a scan.
+
+    Checked on the entities as the API shows them (inside a transaction: its
+    staged view); ``committed`` also requires that view to be the store's state.
+    """
+    state = {m.name: {m.key_of(o[m.primary_key]): o for o in db.find(m.name).items} for m in db.models.values()}
+    if committed:
+        assert state == {m: db.store.state.get(m, {}) for m in db.models}
     for m in db.models.values():
         entities = state.get(m.name, {})
         for f in m.fields:
@@ -428,3 +435,102 @@ def test_a_legacy_entity_that_is_not_an_object_is_served_and_deletable(tmp_path:
             db.update("customers", "odd", {"email": "x@example.com"})
         assert db.delete("customers", "odd").deleted == [("Customer", "odd")]
         assert db.count("customers") == 0
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+class Abort(Exception):
+    pass
+
+
+def test_transaction_commits_all_writes_as_one_batch(shop: ModelStore) -> None:
+    seed(shop)
+    shop.create("accounts", {"id": "a", "owner": "ann", "balance": 100})
+    shop.create("accounts", {"id": "b", "owner": "bob", "balance": 0})
+    before = shop.store.event_count
+    with shop.transaction():
+        shop.update("accounts", "a", {"balance": shop.get("accounts", "a")["balance"] - 30})
+        assert shop.get("accounts", "a")["balance"] == 70  # reads see the block's own writes
+        shop.update("accounts", "b", {"balance": shop.get("accounts", "b")["balance"] + 30})
+        shop.create("categories", {"id": "c2", "name": "ink"})
+        shop.create("products", {"id": "p2", "name": "Ink", "price": 3, "category_id": "c2"})  # references a staged entity
+        with pytest.raises(ConstraintError, match="unique"):
+            shop.create("categories", {"id": "c3", "name": "ink"})  # conflicts with a staged value
+        assert shop.store.event_count == before  # nothing appended yet
+    assert shop.store.event_count == before + 4
+    assert [shop.get("accounts", k)["balance"] for k in "ab"] == [70, 30]
+    assert [e["event_type"] for e in journal(shop.store.path)][-4:] == ["AccountUpdated", "AccountUpdated", "CategoryCreated", "ProductCreated"]
+
+
+def test_transaction_that_raises_writes_nothing_and_restores_indexes(shop: ModelStore) -> None:
+    seed(shop)
+    state = orjson.dumps(shop.store.state, option=orjson.OPT_SORT_KEYS)
+    before = shop.store.event_count
+    with pytest.raises(Abort), shop.transaction():
+        shop.update("products", "p1", {"name": "Quill", "sku": "Q"})
+        shop.create("products", {"id": "p2", "name": "Pen", "price": 2, "sku": "PEN2"})
+        shop.delete("customers", "u1", force=True)
+        shop.delete("categories", "c1", force=True)
+        assert shop.find("products", name="Pen").total == 1 and shop.count("orders") == 0
+        raise Abort
+    assert shop.store.event_count == before
+    assert orjson.dumps(shop.store.state, option=orjson.OPT_SORT_KEYS) == state
+    assert [p["id"] for p in shop.find("products", name="Pen").items] == ["p1"]
+    assert shop.find("products", name="Quill").total == 0 and shop.find("products", sku="Q").total == 0
+    assert shop.referrers("customers", "u1") == [("Order", "o1", "customer_id")]
+    assert [p["id"] for p in shop.find("products").items] == ["p1"]
+    with pytest.raises(ConstraintError, match="unique"):  # the unique value is still taken
+        shop.create("products", {"id": "p3", "name": "x", "price": 1, "sku": "PEN"})
+
+
+def test_transaction_with_a_duplicate_event_id_writes_nothing(shop: ModelStore) -> None:
+    seed(shop)
+    before = shop.store.event_count
+    with pytest.raises(ConstraintError, match="`dup` was already written"), shop.transaction():
+        shop.create("customers", {"id": "u2", "email": "b@example.com"}, event_id="dup")
+        shop.create("customers", {"id": "u3", "email": "c@example.com"}, event_id="dup")
+    assert shop.store.event_count == before
+    assert shop.find("customers", email=["b@example.com", "c@example.com"]).total == 0
+
+
+TX_GROUPS = st.lists(st.tuples(st.lists(OPS, min_size=1, max_size=6), st.booleans()), max_size=8)
+
+
+def apply_op(db: ModelStore, op: tuple[Any, ...]) -> None:
+    try:
+        if op[0] == "category":
+            db.put("categories", op[1], {"name": op[2]})
+        elif op[0] == "product":
+            db.put("products", op[1], {"name": "n", "price": 1, "category_id": op[2], "sku": op[3]})
+        elif op[0] == "customer":
+            db.put("customers", op[1], {"email": op[2]})
+        elif op[0] == "order":
+            db.create("orders", {"id": op[1], "customer_id": op[2], "product_id": op[3], "quantity": 1})
+        else:
+            db.delete(op[1], op[2], force=op[3])
+    except (ConstraintError, NotFoundError) as e:
+        assert not isinstance(e, ConstraintError) or e.kind in ("unique", "foreign_key", "protected", "exists")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=TX_GROUPS)
+def test_random_transactions_commit_or_leave_no_trace(tmp_path_factory: pytest.TempPathFactory, groups: list[tuple[list[tuple[Any, ...]], bool]]) -> None:
+    path = tmp_path_factory.mktemp("tx") / "d"
+    with open_models(path, shop_models(), fsync=False) as db:
+        for ops, abort in groups:
+            before = (db.store.event_count, orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS))
+            try:
+                with db.transaction():
+                    for op in ops:
+                        apply_op(db, op)
+                        check_invariants(db, committed=False)  # the staged view keeps every invariant too
+                    if abort:
+                        raise Abort
+            except Abort:
+                assert (db.store.event_count, orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS)) == before
+            check_invariants(db)
+        state = orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS)
+    with open_models(path, fsync=False) as db:
+        assert orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS) == state
+        check_invariants(db)

@@ -59,7 +59,7 @@ def test_orders_never_exceed_stock_and_transfers_conserve_money(tmp_path: Path) 
             for n in range(OPS_PER_THREAD):
                 if n % 2 == 0:  # place an order if the stock allows it
                     p, qty = f"p{rng.randrange(PRODUCTS)}", rng.randint(1, 3)
-                    with db.atomic():
+                    with db.transaction():
                         stock = db.get("products", p)["stock"]
                         if stock < qty:
                             refused[i] += 1
@@ -70,7 +70,7 @@ def test_orders_never_exceed_stock_and_transfers_conserve_money(tmp_path: Path) 
                 else:  # move money between two accounts if the balance allows it
                     src, dst = rng.sample(range(ACCOUNTS), 2)
                     amount = rng.randint(1, 200)
-                    with db.atomic():
+                    with db.transaction():
                         balance = db.get("accounts", f"a{src}")["balance"]
                         if balance < amount:
                             continue

@@ -70,7 +70,7 @@ class Monitor:
         self._recount()
 
     def _recount(self) -> None:
-        with self.db.atomic():  # no write lands between the count and its baseline
+        with self.db.transaction():  # no write lands between the count and its baseline
             self._base = count_critical(Path(self.db.store.path))
             self._written_at_base = self.db.writes[CRITICAL_OP]
             self._compactions_at_base = self._compactions()

@@ -36,6 +36,43 @@ if TYPE_CHECKING:
 MAX_NAMED_REFERRERS = 10
 _Write = tuple[Model, str, str, Any, Any, str | None]
 """``(model, op, key, new object, old object or None, event_id or None)``: one event to append."""
+_GONE: Any = object()  # a staged delete
+
+
+class _Overlay(Mapping[str, Any]):
+    """A model's entities as an open transaction sees them: its staged objects over the store's."""
+
+    def __init__(self, base: dict[str, Any], staged: dict[str, Any]) -> None:
+        self.base, self.staged = base, staged
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.staged:
+            value = self.staged[key]
+            if value is _GONE:
+                raise KeyError(key)
+            return value
+        return self.base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.base:
+            if self.staged.get(key) is not _GONE:
+                yield key
+        for key, value in self.staged.items():
+            if key not in self.base and value is not _GONE:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@dataclass
+class _Transaction:
+    """What an open transaction staged: the events to append, the objects, how to undo the indexes."""
+
+    owner: int
+    events: list[_Write] = field(default_factory=list)
+    staged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    undo: list[tuple[_Write, int | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,9 +98,9 @@ class ModelStore:
     """CRUD models with constraints over one data directory.
 
     Use :func:`open_models` to make one. Reads and writes are thread-safe;
-    :meth:`atomic` groups several operations so that no other thread's write
-    lands between them (e.g. check stock, then decrement it and create an
-    order).
+    :meth:`transaction` groups several operations: no other thread's write
+    lands between them, and they are written all together or not at all
+    (e.g. check stock, then decrement it and create an order).
 
     Parameters
     ----------
@@ -100,6 +137,7 @@ class ModelStore:
         self._born: dict[str, dict[str, int]] = {m: {} for m in self.models}  # creation order, for listings
         self._clock = itertools.count()
         self.writes: Counter[str] = Counter()
+        self._tx: _Transaction | None = None
         self.violations: list[str] = []
         self._rebuild()
         self.index_seconds = time.perf_counter() - t0
@@ -133,14 +171,44 @@ class ModelStore:
                 self._index_add(m, key, obj)
 
     @contextmanager
-    def atomic(self) -> Iterator[ModelStore]:
-        """Hold the write lock: no other thread reads or writes models meanwhile.
+    def transaction(self) -> Iterator[ModelStore]:
+        """Group writes: all of them are appended as one batch at the end, or none.
 
-        Each write inside is checked and appended at once (an error stops the
-        block but keeps the writes already made).
+        The write lock is held for the whole block, so no other thread reads
+        or writes models meanwhile (check the stock, then decrement it and
+        create the order). Inside, every write is checked at once against
+        the state as the block has changed it so far, and reads see those
+        changes. If the block raises (a refused write included, unless it is
+        caught inside), nothing is written; otherwise the events are appended
+        with one all-or-none :meth:`Store.append_many`. A transaction opened
+        inside another is part of it.
+
+        Examples
+        --------
+        >>> with db.transaction():  # doctest: +SKIP
+        ...     a = db.get("accounts", "a")["balance"]
+        ...     db.update("accounts", "a", {"balance": a - 10})
+        ...     db.update("accounts", "b", {"balance": db.get("accounts", "b")["balance"] + 10})
         """
         with self._lock:
-            yield self
+            if self._tx is not None:
+                yield self
+                return
+            self._tx = tx = _Transaction(threading.get_ident())
+            try:
+                yield self
+            except BaseException:
+                self._rollback(tx)
+                raise
+            finally:
+                self._tx = None
+            if tx.events:
+                try:
+                    self._append(tx.events)
+                except BaseException:
+                    self._rollback(tx)
+                    raise
+                self.writes.update(op for _, op, *_ in tx.events)
 
     # -- models and reads ---------------------------------------------------------
 
@@ -153,8 +221,12 @@ class ModelStore:
             raise NotFoundError(msg)
         return m
 
-    def _entities(self, m: Model) -> dict[str, Any]:
-        return self.store.state.get(m.name, {})  # type: ignore[no-any-return]
+    def _entities(self, m: Model) -> Mapping[str, Any]:
+        base: dict[str, Any] = self.store.state.get(m.name, {})
+        tx = self._tx
+        if tx is not None and tx.owner == threading.get_ident():
+            return _Overlay(base, tx.staged.setdefault(m.name, {}))
+        return base
 
     def get(self, model: str, key: str) -> dict[str, Any]:
         """The entity ``key`` of ``model`` (a shallow copy: do not mutate nested values).
@@ -441,11 +513,28 @@ class ModelStore:
         self._write_all([(m, op, key, new, old, event_id)])
 
     def _write_all(self, writes: list[_Write]) -> None:
-        """Append the events (several as one all-or-none batch), then follow them in the indexes."""
-        events = [
-            {"event_type": f"{m.name}{op}", "payload": new, "event_id": eid or f"{m.name}:{op}:{key}:{uuid.uuid4()}", "aggregate_id": key}
-            for m, op, key, new, _, eid in writes
-        ]
+        """Append the events (several as one all-or-none batch), then follow them in the indexes.
+
+        Inside a transaction they are staged instead: the indexes follow at once
+        (with an undo log) and the events wait for the end of the block.
+        """
+        writes = [(m, op, key, new, old, eid or f"{m.name}:{op}:{key}:{uuid.uuid4()}") for m, op, key, new, old, eid in writes]
+        tx = self._tx
+        if tx is not None:
+            for w in writes:
+                m, op, key, new, _, _ = w
+                tx.undo.append((w, self._born[m.name].get(key)))
+                tx.staged.setdefault(m.name, {})[key] = _GONE if op == "Deleted" else new
+                self._follow(w)
+            tx.events += writes
+            return
+        self._append(writes)
+        for w in writes:
+            self._follow(w)
+            self.writes[w[1]] += 1
+
+    def _append(self, writes: list[_Write]) -> None:
+        events = [{"event_type": f"{m.name}{op}", "payload": new, "event_id": eid, "aggregate_id": key} for m, op, key, new, _, eid in writes]
         try:
             if len(events) == 1:
                 self.store.append(**events[0])
@@ -454,16 +543,30 @@ class ModelStore:
         except DuplicateEventError as e:
             msg = f"event id `{e.key}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
             raise ConstraintError(msg, kind="duplicate", model=writes[0][0].name, details={"event_id": e.key}) from e
-        for m, op, key, new, old, _ in writes:
-            if isinstance(old, dict):  # a legacy non-object entity was never indexed
-                self._index_remove(m, key, old)
-            if op == "Deleted":
+
+    def _follow(self, w: _Write) -> None:
+        """Bring the indexes and the creation order in step with one write."""
+        m, op, key, new, old, _ = w
+        if isinstance(old, dict):  # a legacy non-object entity was never indexed
+            self._index_remove(m, key, old)
+        if op == "Deleted":
+            self._born[m.name].pop(key, None)
+        else:
+            self._index_add(m, key, new)
+            if old is None:
+                self._born[m.name][key] = next(self._clock)
+
+    def _rollback(self, tx: _Transaction) -> None:
+        """Undo what a transaction did to the indexes, newest first."""
+        for (m, op, key, new, old, _), born in reversed(tx.undo):
+            if op != "Deleted":
+                self._index_remove(m, key, new)
+            if isinstance(old, dict):
+                self._index_add(m, key, old)
+            if born is None:
                 self._born[m.name].pop(key, None)
             else:
-                self._index_add(m, key, new)
-                if old is None:
-                    self._born[m.name][key] = next(self._clock)
-            self.writes[op] += 1
+                self._born[m.name][key] = born
 
     def _index_add(self, m: Model, key: str, obj: dict[str, Any]) -> None:
         for ix in self._indexes[m.name]:
