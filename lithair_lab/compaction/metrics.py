@@ -165,3 +165,52 @@ def head_state(frame: pl.DataFrame, reducers: Any = None) -> dict[str, pl.DataFr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HistoryWarning)
         return state_at(frame, reducers=reducers)
+
+
+class HeadCheck:
+    """Whether the records a policy kept rebuild the log's head state, folding only what can differ.
+
+    An entity whose history since its last create/delete was kept whole
+    cannot differ (see :func:`breakage`); only the others ("suspects") are
+    folded, from their last create/delete on, and compared. The fold of the
+    whole log, when a check needs most of it, is computed once and shared.
+    """
+
+    def __init__(self, log: pl.DataFrame, breaks: pl.Series, *, reducers: Any = None, custom_types: Collection[str] = ()) -> None:
+        n = log.height
+        self.log = log.with_columns(STREAM.alias("_stream"), pl.int_range(n, dtype=pl.Int64).alias("_row"))
+        last_reset = pl.when(pl.col("op").is_in(_RESETS)).then(pl.col("_row")).max().over("_stream")
+        self.since_reset = self.log.select((pl.col("_row") >= last_reset.fill_null(-1)).alias("s"))["s"]
+        self.breaks = breaks
+        self.reducers = reducers
+        self.custom = pl.Series(log["short_type"]).is_in(list(custom_types)).fill_null(False)
+        self._full: dict[str, pl.DataFrame] | None = None
+
+    def _full_head(self) -> dict[str, pl.DataFrame]:
+        if self._full is None:
+            self._full = head_state(self.log.drop("_stream", "_row"), self.reducers)
+        return self._full
+
+    def differences(self, retained: pl.Series) -> pl.DataFrame:
+        """``model``, ``key``, ``what`` of each entity whose head state the kept records change."""
+        n = self.log.height
+        kept = pl.zeros(n, pl.Boolean, eager=True)
+        if retained.len():
+            kept = kept.scatter(retained, True)
+        empty = pl.DataFrame(schema={"model": pl.String(), "key": pl.String(), "what": pl.String()})
+        if (~kept & self.custom).any():  # a custom reducer may touch anything: compare everything
+            kept_head = head_state(self.log.filter(kept).drop("_stream", "_row"), self.reducers)
+            return differing_entities(self._full_head(), kept_head)
+        to_head = ~kept & (self.breaks == n).fill_null(False)
+        if not to_head.any():
+            return empty
+        suspects = self.log.filter(to_head)["_stream"].unique()
+        of_suspects = self.log["_stream"].is_in(suspects.implode())
+        if int(of_suspects.sum()) > n // 2:
+            full = self._full_head()
+        else:
+            full = head_state(self.log.filter(of_suspects & self.since_reset).drop("_stream", "_row"), self.reducers)
+        kept_head = head_state(self.log.filter(of_suspects & kept).drop("_stream", "_row"), self.reducers)
+        diff = differing_entities(full, kept_head)
+        named = diff.select((pl.col("model") + "/" + pl.col("key")).is_in(suspects.implode()).alias("s"))["s"]
+        return diff.filter(named)

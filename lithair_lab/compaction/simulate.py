@@ -126,8 +126,8 @@ def simulate(
         there on, and they are used to fold the head state.
     critical
         Which records an audit needs (a boolean expression over the event
-        frame); default: the smart policy's critical types and every
-        ``<Model>Created``.
+        frame); default: what the given smart policies call critical (the
+        seed's four types and every ``<Model>Created`` when none is given).
     startup
         A :class:`~lithair_lab.compaction.StartupModel`; True calibrates one
         on this machine (once per process, a few seconds); False skips the
@@ -170,7 +170,9 @@ def simulate(
     known = log["event_type"].unique().drop_nulls().to_list()
     for p in checked:
         check_critical_types(p, known)
-    critical = critical if critical is not None else SmartCompaction().is_critical()
+    if critical is None:  # one yardstick for every policy: what the smart policies given call critical
+        smart = [p for p in checked if isinstance(p, SmartCompaction)] or [SmartCompaction()]
+        critical = pl.any_horizontal(*(p.is_critical() for p in smart))
     model = (default_startup_model() if startup is True else startup) or None
 
     log = log.select(list(EVENT_SCHEMA))  # only the documented columns, in order
@@ -178,7 +180,7 @@ def simulate(
     sb = sizes.state_bytes(log)
     uncompacted_bytes = int(rb.sum())
     breaks = metrics.breakage(log, custom_types=custom)
-    full_head: dict[str, pl.DataFrame] | None = None
+    head_check: metrics.HeadCheck | None = None
 
     series, summaries, comps, diffs, kept_rows = [], [], [], [], []
     for name, policy in zip(_unique_names(checked), checked, strict=True):
@@ -191,10 +193,9 @@ def simulate(
         if policy.snapshot or tl.compactions.height == 0:
             differing = pl.DataFrame(schema={"model": pl.String(), "key": pl.String(), "what": pl.String()})
         else:
-            if full_head is None:
-                full_head = metrics.head_state(log, registry)
-            kept = log.gather(tl.retained.sort())
-            differing = metrics.differing_entities(full_head, metrics.head_state(kept, registry))
+            if head_check is None:
+                head_check = metrics.HeadCheck(log, breaks, reducers=registry, custom_types=custom)
+            differing = head_check.differences(tl.retained)
         # opening replays what the last checkpoint does not cover: the records appended after it
         replayed = log.height - 1 - exact_from if exact_from is not None else int(last["journal_events"])
         startup_s = model.predict(last["journal_bytes"], replayed, last["snapshot_bytes"]) if model else None
