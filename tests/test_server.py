@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,3 +333,13 @@ def test_the_seed_curl_loops(server: RunningServer) -> None:
     assert len(answers) == 15 and all("error" not in a for a in answers)
     assert server.db.get("products", "1") == answers[-1] and answers[-1]["price"] == 400.15
     assert server.db.store.event_count == 25
+
+
+def test_a_client_that_hangs_up_mid_body_writes_nothing(client: httpx.Client, server: RunningServer) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(b"PUT /api/products/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"name\": \"")
+    assert client.get("/health").status_code == 200
+    time.sleep(0.2)  # let the server notice the hang-up
+    assert server.db.store.event_count == 0
+    assert "500" not in client.get("/metrics").json()["http"]["responses"]

@@ -37,7 +37,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -108,10 +108,13 @@ async def read_json(request: Request, limit: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, "too_large", too_big)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, "too_large", too_big)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise RequestError(413, "too_large", too_big)
+    except ClientDisconnect:
+        raise RequestError(400, "client_disconnected", "the client went away before sending the whole body") from None
     if not body.strip():
         raise RequestError(400, "malformed_json", "request body is empty\n\nSend a JSON object.")
     try:
