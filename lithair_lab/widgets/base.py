@@ -31,6 +31,18 @@ class Workbench:
         return self.static_html()
 
 
+def show_chart(output: w.Output, chart: Any, *, static: bool = False) -> None:
+    """Put a chart into an Output widget without going through ``display``.
+
+    Setting the outputs directly costs no formatter round trip, works outside a
+    kernel (nothing is printed), and skips the PNG unless ``static`` is True: a
+    live widget always has JupyterLab's renderer at hand.
+    """
+    from ..viz.render import mimebundle
+
+    output.outputs = ({"output_type": "display_data", "data": mimebundle(chart.to_dict(), static=static), "metadata": {}},)
+
+
 def frame_html(frame: pl.DataFrame, *, css_class: str, rows: int) -> str:
     """A frame as an HTML table (its first ``rows`` rows) inside a classed ``div``."""
     with pl.Config(tbl_rows=rows, fmt_str_lengths=40, tbl_cols=12):

@@ -7,12 +7,11 @@ from typing import Any
 
 import ipywidgets as w
 import polars as pl
-from IPython.display import display
 
 from ..engine import policies as P
 from ..errors import LithairLabError
 from ..viz.style import events_lazy
-from .base import Workbench, escape, frame_html
+from .base import Workbench, escape, frame_html, show_chart
 
 SUMMARY_COLUMNS = (
     "policy", "compactions", "final_events", "final_bytes", "peak_bytes", "reduction",
@@ -119,9 +118,7 @@ class CompactionLab(Workbench):
         self.simulation = simulate(self.events, [P.NoCompaction(), policy], startup=self.startup)
         self.status.value = ""
         self.table.value = self._table()
-        self.chart.clear_output(wait=True)
-        with self.chart:
-            display(compaction_growth(self.simulation))
+        show_chart(self.chart, compaction_growth(self.simulation))
 
     def _table(self) -> str:
         summary = self.simulation.summary

@@ -9,13 +9,11 @@ from typing import Any, Literal
 import altair as alt
 import ipywidgets as w
 import polars as pl
-from IPython.display import display
 
 from ..errors import LithairLabError
 from ..viz import event_rate
-from ..viz.render import mimebundle
 from ..viz.style import events_lazy
-from .base import Workbench, escape, frame_html
+from .base import Workbench, escape, frame_html, show_chart
 
 TABLE_CLASS = "ll-entity-table"
 
@@ -131,9 +129,7 @@ class TimeTravelExplorer(Workbench):
         n, at = self.moment()
         self.header.value = self._header(frame, n, at)
         self.table.value = self._table(frame)
-        self.chart.clear_output(wait=True)
-        with self.chart:  # the interactive chart only: a PNG per step would cost more than the step
-            display(mimebundle(self._chart(at).to_dict(), static=False), raw=True)
+        show_chart(self.chart, self._chart(at))
         self.last_step_s = time.perf_counter() - t0
 
     def _header(self, frame: pl.DataFrame, n: int, at: dt.datetime | None) -> str:

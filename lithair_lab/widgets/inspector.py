@@ -7,11 +7,10 @@ from pathlib import Path
 import altair as alt
 import ipywidgets as w
 import polars as pl
-from IPython.display import display
 
 from ..viz import type_mix
 from ..viz.style import WIDTH, colour_scale
-from .base import Workbench, escape, frame_html
+from .base import Workbench, escape, frame_html, show_chart
 from .report import ROLES, StoreReport, inspect_store
 
 
@@ -66,10 +65,8 @@ class StoreInspector(Workbench):
         self.summary.value = f'<b style="color:{colour}">{badge}</b><ul>{lines}</ul>'
         pages: list[tuple[str, w.Widget]] = []
         files_out, types_out = w.Output(), w.Output()
-        with files_out:
-            display(files_chart(r))
-        with types_out:
-            display(type_mix(self._events()))
+        show_chart(files_out, files_chart(r))
+        show_chart(types_out, type_mix(self._events()))
         pages.append(("Files", w.VBox([files_out, w.HTML(frame_html(r.files, css_class="ll-files", rows=60))])))
         pages.append(("Types", types_out))
         damage = "<p>No damaged record.</p>" if r.damage.is_empty() else frame_html(r.damage, css_class="ll-damage", rows=50)
