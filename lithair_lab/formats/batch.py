@@ -48,6 +48,7 @@ _DAMAGE_COLUMNS = {k: v for k, v in DAMAGE_SCHEMA.items() if k != "store"}
 
 CHUNK_SIZE = 64 << 20
 MAX_RECORD_SIZE = 256 << 20
+HEAD_SIZE = 64 << 10  # bytes looked at to detect a file's encoding
 RAW_PREVIEW = 200  # bytes of a damaged record shown in the damage report
 
 # Damage kinds (DAMAGE_SCHEMA's `kind`).
@@ -91,16 +92,18 @@ class Batch:
 
 
 def detect_encoding(head: bytes) -> Encoding:
-    """Tell JSON lines from binary frames by content (the first bytes of a file).
+    """Tell JSON lines from binary frames by content (the first bytes of a file, up to 64 KiB).
 
-    JSON text never holds a NUL byte, while a binary frame starts with a
-    little-endian u64 length whose high bytes are zero. Binary records written
-    with a newline and no length (upstream's async writer) are recognised by
-    a first line that decodes as a bincode envelope.
+    A JSON journal starts with text: ``{``, a CRC prefix, or some other
+    printable byte. A binary frame starts with a little-endian u64 length whose
+    high bytes are zero. Binary records written with a newline and no length
+    (upstream's async writer) start with a bincode string length, usually a
+    control byte, and their first line decodes as a bincode envelope.
     """
     if not head:
         return "empty"
-    if b"\x00" not in head[:64]:
+    first = head.lstrip(b" \t\r\n")[:1]
+    if first and (first[0] >= 0x20 and b"\x00" not in head[:16]):
         return "json"
     if len(head) >= bincode.FRAME_HEADER:
         (n,) = bincode.LEN.unpack_from(head)
@@ -113,7 +116,7 @@ def detect_encoding(head: bytes) -> Encoding:
             return "unframed_binary"
         except (bincode.BincodeError, ValueError):
             nl = head.find(b"\n", nl + 1)
-    return "binary"
+    return "json" if b"\x00" not in head else "binary"
 
 
 def show_raw(data: bytes) -> str:
@@ -499,7 +502,7 @@ def read_journal(
     name = name or path.name
     with path.open("rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(64)
+        head = f.read(HEAD_SIZE)
         encoding = detect_encoding(head)
         if encoding == "empty" or start >= size:
             return
@@ -583,31 +586,32 @@ def _torn_json_tail(tail: bytes, name: str, offset: int, line: int) -> tuple[pl.
 def _read_binary(
     f: Any, name: str, pos: int, size: int, final: bool, chunk_size: int, max_record_size: int
 ) -> Iterator[Batch]:
+    header = bincode.FRAME_HEADER
     while pos < size:
-        data = f.read(min(chunk_size, size - pos))
+        f.seek(pos)
+        data = f.read(min(max(chunk_size, header), size - pos))
+        if len(data) < header:  # only part of a length prefix is left
+            d = _Damage(name)
+            if final:
+                d.add(pos, None, TORN_TAIL, f"the last {len(data)} bytes are an unfinished frame header", data)
+                pos = size
+            yield Batch(empty_records(), d.frame(), pos, 1)
+            return
         records, damage, used = decode_binary(
-            data, file=name, offset=pos, file_size=size, max_record_size=max_record_size
+            data, file=name, offset=pos, file_size=size if final else None, max_record_size=max_record_size
         )
-        if used == 0 and len(data) >= bincode.FRAME_HEADER:
+        if used == 0:  # the first frame is larger than the chunk, oversized, or still being written
             (length,) = bincode.LEN.unpack_from(data)
-            if length > max_record_size:  # framing is intact: report and skip the frame
+            if pos + header + length > size:  # not final (else decode_binary reported it): wait for it
+                yield Batch(records, damage, pos, 1)
+                return
+            if length > max_record_size:  # framing is intact: report the frame and skip it unread
                 d = _Damage(name)
-                d.add(pos, None, OVERSIZED, f"frame of {length} bytes exceeds `max_record_size` ({max_record_size})", data[:RAW_PREVIEW])
-                pos += bincode.FRAME_HEADER + length
-                f.seek(pos)
+                d.add(pos, None, OVERSIZED, f"frame of {length} bytes exceeds `max_record_size` ({max_record_size})", data)
+                pos += header + length
                 yield Batch(records, d.frame(), pos, 1)
                 continue
-            if length + bincode.FRAME_HEADER > len(data):  # a frame larger than the chunk: read it whole
-                data += f.read(bincode.FRAME_HEADER + length - len(data))
-                records, damage, used = decode_binary(data, file=name, offset=pos, file_size=size, max_record_size=max_record_size)
+            data += f.read(header + length - len(data))
+            records, damage, used = decode_binary(data, file=name, offset=pos, max_record_size=max_record_size)
         pos += used
-        if pos + (len(data) - used) >= size and used < len(data):  # only a partial header is left
-            if final:
-                d = _Damage(name)
-                d.add(pos, None, TORN_TAIL, f"the last {len(data) - used} bytes are an unfinished frame header", data[used:])
-                damage = pl.concat([damage, d.frame()])
-                pos = size
-            yield Batch(records, damage, pos, 1)
-            return
-        f.seek(pos)
         yield Batch(records, damage, pos, 1)
