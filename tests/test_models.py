@@ -33,8 +33,8 @@ def shop(tmp_path: Path) -> ModelStore:
 def seed(db: ModelStore) -> None:
     db.create("categories", {"id": "c1", "name": "pens"})
     db.create("products", {"id": "p1", "name": "Pen", "price": 1.5, "stock": 10, "category_id": "c1", "sku": "PEN"})
-    db.create("customers", {"id": "u1", "email": "ann@example.com"})
-    db.create("orders", {"id": "o1", "customer_id": "u1", "product_id": "p1", "quantity": 2})
+    db.create("users", {"id": "u1", "email": "ann@example.com"})
+    db.create("orders", {"id": "o1", "user_id": "u1", "product_id": "p1", "quantity": 2})
 
 
 # -- declaration and upstream schemas -------------------------------------------------
@@ -144,7 +144,7 @@ def test_bad_schema_files_name_the_file(tmp_path: Path, doc: bytes, message: str
         ("create", ("products", {"id": "x", "name": None, "price": 1}), r"`Product.name` may not be null"),
         ("create", ("products", {"id": "x", "name": "n", "price": 1, "colour": 1}), r"`Product` has no field `colour`"),
         ("create", ("products", {"id": "x", "name": "n", "price": True}), r"must be number, got boolean"),
-        ("update", ("orders", "o1", {"customer_id": "u2"}), r"`Order.customer_id` is immutable"),
+        ("update", ("orders", "o1", {"user_id": "u2"}), r"`Order.user_id` is immutable"),
         ("update", ("products", "p1", {"id": "p2"}), r"`Product.id` is the primary key and cannot change"),
         ("put", ("products", "p1", {"id": "p9"}), r"differs from the key `p1`"),
         ("find", ("products",), None),
@@ -152,7 +152,7 @@ def test_bad_schema_files_name_the_file(tmp_path: Path, doc: bytes, message: str
 )
 def test_validation_errors_write_nothing(shop: ModelStore, op: str, args: tuple[Any, ...], message: str | None) -> None:
     seed(shop)
-    shop.create("customers", {"id": "u2", "email": "bob@example.com"})
+    shop.create("users", {"id": "u2", "email": "bob@example.com"})
     before = shop.store.event_count
     if message is None:  # a bad filter is a validation error too
         with pytest.raises(ValidationError, match="`Product.price` is not indexed"):
@@ -196,21 +196,21 @@ def test_writes_produce_upstream_style_events(shop: ModelStore) -> None:
 
 
 def test_create_generates_a_key_and_refuses_an_existing_one(shop: ModelStore) -> None:
-    made = shop.create("customers", {"email": "x@example.com"})
+    made = shop.create("users", {"email": "x@example.com"})
     assert len(made["id"]) == 36
     with pytest.raises(ConstraintError, match="already exists") as e:
-        shop.create("customers", {"id": made["id"], "email": "y@example.com"})
+        shop.create("users", {"id": made["id"], "email": "y@example.com"})
     assert e.value.kind == "exists"
 
 
 def test_event_id_is_the_idempotence_key(shop: ModelStore) -> None:
-    shop.create("customers", {"id": "u1", "email": "a@example.com"}, event_id="req-1")
+    shop.create("users", {"id": "u1", "email": "a@example.com"}, event_id="req-1")
     with pytest.raises(ConstraintError, match="`req-1` was already written") as e:
-        shop.create("customers", {"id": "u2", "email": "b@example.com"}, event_id="req-1")
+        shop.create("users", {"id": "u2", "email": "b@example.com"}, event_id="req-1")
     assert e.value.kind == "duplicate"
     with pytest.raises(NotFoundError):
-        shop.get("customers", "u2")
-    assert shop.find("customers", email="b@example.com").total == 0  # indexes untouched
+        shop.get("users", "u2")
+    assert shop.find("users", email="b@example.com").total == 0  # indexes untouched
 
 
 # -- constraints ------------------------------------------------------------------------
@@ -218,13 +218,13 @@ def test_event_id_is_the_idempotence_key(shop: ModelStore) -> None:
 
 def test_unique_on_create_and_update_and_released_on_change(shop: ModelStore) -> None:
     seed(shop)
-    shop.create("customers", {"id": "u2", "email": "bob@example.com"})
-    with pytest.raises(ConstraintError, match=r"`Customer` `u1` already has `email` = \"ann@example.com\"") as e:
-        shop.update("customers", "u2", {"email": "ann@example.com"})
+    shop.create("users", {"id": "u2", "email": "bob@example.com"})
+    with pytest.raises(ConstraintError, match=r"`User` `u1` already has `email` = \"ann@example.com\"") as e:
+        shop.update("users", "u2", {"email": "ann@example.com"})
     assert e.value.kind == "unique" and e.value.details["conflict"] == "u1"
-    shop.update("customers", "u1", {"email": "ann@new.example.com"})  # frees the old value
-    shop.update("customers", "u2", {"email": "ann@example.com"})
-    shop.update("customers", "u2", {"email": "ann@example.com"})  # same entity, same value: fine
+    shop.update("users", "u1", {"email": "ann@new.example.com"})  # frees the old value
+    shop.update("users", "u2", {"email": "ann@example.com"})
+    shop.update("users", "u2", {"email": "ann@example.com"})  # same entity, same value: fine
     # null never conflicts
     shop.create("products", {"id": "p2", "name": "A", "price": 1})
     shop.create("products", {"id": "p3", "name": "B", "price": 1})
@@ -248,7 +248,7 @@ def test_foreign_keys_refuse_missing_targets(shop: ModelStore) -> None:
     seed(shop)
     before = shop.store.event_count
     with pytest.raises(ConstraintError, match=r"`Order.product_id` references `Product` `nope`, which does not exist") as e:
-        shop.create("orders", {"id": "o2", "customer_id": "u1", "product_id": "nope", "quantity": 1})
+        shop.create("orders", {"id": "o2", "user_id": "u1", "product_id": "nope", "quantity": 1})
     assert e.value.kind == "foreign_key" and e.value.details["target_key"] == "nope"
     with pytest.raises(ConstraintError, match="references `Category` `zz`"):
         shop.update("products", "p1", {"category_id": "zz"})
@@ -258,14 +258,14 @@ def test_foreign_keys_refuse_missing_targets(shop: ModelStore) -> None:
 
 def test_protected_delete_names_the_referrers(shop: ModelStore) -> None:
     seed(shop)
-    shop.create("orders", {"id": "o2", "customer_id": "u1", "product_id": "p1", "quantity": 1})
+    shop.create("orders", {"id": "o2", "user_id": "u1", "product_id": "p1", "quantity": 1})
     before = shop.store.event_count
-    with pytest.raises(ConstraintError, match=r"`Customer` `u1` is referenced by `Order` `o1` \(`customer_id`\), `Order` `o2`") as e:
-        shop.delete("customers", "u1")
+    with pytest.raises(ConstraintError, match=r"`User` `u1` is referenced by `Order` `o1` \(`user_id`\), `Order` `o2`") as e:
+        shop.delete("users", "u1")
     assert e.value.kind == "protected"
-    assert e.value.details["referrers"] == [["Order", "o1", "customer_id"], ["Order", "o2", "customer_id"]]
+    assert e.value.details["referrers"] == [["Order", "o1", "user_id"], ["Order", "o2", "user_id"]]
     assert shop.store.event_count == before
-    assert shop.referrers("customers", "u1") == [("Order", "o1", "customer_id"), ("Order", "o2", "customer_id")]
+    assert shop.referrers("users", "u1") == [("Order", "o1", "user_id"), ("Order", "o2", "user_id")]
 
 
 def test_force_delete_cascades_and_sets_null_as_events(shop: ModelStore) -> None:
@@ -282,19 +282,19 @@ def test_force_delete_cascades_and_sets_null_as_events(shop: ModelStore) -> None
         shop.get("orders", "o1")
     types = [e["event_type"] for e in journal(shop.store.path)][start:]
     assert types == ["ProductUpdated", "CategoryDeleted", "OrderDeleted", "ProductDeleted"]
-    shop.delete("customers", "u1")  # no referrers left: a plain delete
+    shop.delete("users", "u1")  # no referrers left: a plain delete
 
 
 def test_a_forced_delete_is_one_batch(shop: ModelStore) -> None:
     seed(shop)
-    shop.create("orders", {"id": "o2", "customer_id": "u1", "product_id": "p1", "quantity": 1}, event_id="req-1:cascade:1")
+    shop.create("orders", {"id": "o2", "user_id": "u1", "product_id": "p1", "quantity": 1}, event_id="req-1:cascade:1")
     before = shop.store.event_count
     # the cascade's second event would reuse an id: nothing at all is written
     with pytest.raises(ConstraintError, match="`req-1:cascade:1` was already written") as e:
-        shop.delete("customers", "u1", force=True, event_id="req-1")
+        shop.delete("users", "u1", force=True, event_id="req-1")
     assert e.value.kind == "duplicate"
     assert shop.store.event_count == before and shop.count("orders") == 2
-    assert shop.delete("customers", "u1", force=True, event_id="req-2").deleted == [("Order", "o1"), ("Order", "o2"), ("Customer", "u1")]
+    assert shop.delete("users", "u1", force=True, event_id="req-2").deleted == [("Order", "o1"), ("Order", "o2"), ("User", "u1")]
 
 
 def test_recursive_cascade_and_self_reference(tmp_path: Path) -> None:
@@ -345,7 +345,7 @@ def test_indexes_and_constraints_are_rebuilt_on_reopen(tmp_path: Path) -> None:
         assert orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS) == state
         assert {p["id"] for p in db.find("products", name="Pen").items} == {"p1", "p2"}
         with pytest.raises(ConstraintError, match="unique"):
-            db.create("customers", {"id": "u9", "email": "ann@example.com"})
+            db.create("users", {"id": "u9", "email": "ann@example.com"})
         with pytest.raises(ConstraintError, match="protected|referenced"):
             db.delete("products", "p1")
         assert db.violations == []
@@ -354,12 +354,12 @@ def test_indexes_and_constraints_are_rebuilt_on_reopen(tmp_path: Path) -> None:
 def test_violations_written_before_a_constraint_are_reported_not_hidden(tmp_path: Path) -> None:
     with ll.open_store(tmp_path / "d", fsync=False) as store:
         for key in ("a", "b"):
-            store.append("CustomerCreated", {"id": key, "email": "same@example.com"}, aggregate_id=key)
+            store.append("UserCreated", {"id": key, "email": "same@example.com"}, aggregate_id=key)
     with open_models(tmp_path / "d", shop_models(), fsync=False) as db:
-        assert db.violations == ["`Customer` `b` and `a` share unique `email` (written before the constraint)"]
-        assert db.count("customers") == 2
+        assert db.violations == ["`User` `b` and `a` share unique `email` (written before the constraint)"]
+        assert db.count("users") == 2
         with pytest.raises(ConstraintError):
-            db.create("customers", {"id": "c", "email": "same@example.com"})
+            db.create("users", {"id": "c", "email": "same@example.com"})
 
 
 # -- property: any sequence of operations keeps every invariant, and replay agrees -------
@@ -370,7 +370,7 @@ OPS = st.one_of(
     st.tuples(st.just("product"), KEYS, st.one_of(st.none(), KEYS), st.sampled_from(["S1", "S2", None])),
     st.tuples(st.just("customer"), KEYS, st.sampled_from(["e1", "e2", "e3"])),
     st.tuples(st.just("order"), KEYS, KEYS, KEYS),
-    st.tuples(st.just("delete"), st.sampled_from(["categories", "products", "customers", "orders"]), KEYS, st.booleans()),
+    st.tuples(st.just("delete"), st.sampled_from(["categories", "products", "users", "orders"]), KEYS, st.booleans()),
 )
 
 
@@ -411,9 +411,9 @@ def test_random_operations_keep_invariants_and_replay(tmp_path_factory: pytest.T
                 elif op[0] == "product":
                     db.put("products", op[1], {"name": "n", "price": 1, "category_id": op[2], "sku": op[3]})
                 elif op[0] == "customer":
-                    db.put("customers", op[1], {"email": op[2]})
+                    db.put("users", op[1], {"email": op[2]})
                 elif op[0] == "order":
-                    db.create("orders", {"id": op[1], "customer_id": op[2], "product_id": op[3], "quantity": 1})
+                    db.create("orders", {"id": op[1], "user_id": op[2], "product_id": op[3], "quantity": 1})
                 else:
                     db.delete(op[1], op[2], force=op[3])
             except (ConstraintError, NotFoundError) as e:
@@ -427,14 +427,14 @@ def test_random_operations_keep_invariants_and_replay(tmp_path_factory: pytest.T
 
 def test_a_legacy_entity_that_is_not_an_object_is_served_and_deletable(tmp_path: Path) -> None:
     with ll.open_store(tmp_path / "d", fsync=False) as store:
-        store.append("CustomerCreated", ["not", "an", "object"], aggregate_id="odd")
+        store.append("UserCreated", ["not", "an", "object"], aggregate_id="odd")
     with open_models(tmp_path / "d", shop_models(), fsync=False) as db:
-        assert db.violations == ["`Customer` `odd` is not a JSON object; it is served as is but not indexed"]
-        assert db.find("customers", id="odd").items == [["not", "an", "object"]]
+        assert db.violations == ["`User` `odd` is not a JSON object; it is served as is but not indexed"]
+        assert db.find("users", id="odd").items == [["not", "an", "object"]]
         with pytest.raises(ValidationError, match="not a JSON object in the log"):
-            db.update("customers", "odd", {"email": "x@example.com"})
-        assert db.delete("customers", "odd").deleted == [("Customer", "odd")]
-        assert db.count("customers") == 0
+            db.update("users", "odd", {"email": "x@example.com"})
+        assert db.delete("users", "odd").deleted == [("User", "odd")]
+        assert db.count("users") == 0
 
 
 # -- transactions ---------------------------------------------------------------------------
@@ -470,7 +470,7 @@ def test_transaction_that_raises_writes_nothing_and_restores_indexes(shop: Model
     with pytest.raises(Abort), shop.transaction():
         shop.update("products", "p1", {"name": "Quill", "sku": "Q"})
         shop.create("products", {"id": "p2", "name": "Pen", "price": 2, "sku": "PEN2"})
-        shop.delete("customers", "u1", force=True)
+        shop.delete("users", "u1", force=True)
         shop.delete("categories", "c1", force=True)
         assert shop.find("products", name="Pen").total == 1 and shop.count("orders") == 0
         raise Abort
@@ -478,7 +478,7 @@ def test_transaction_that_raises_writes_nothing_and_restores_indexes(shop: Model
     assert orjson.dumps(shop.store.state, option=orjson.OPT_SORT_KEYS) == state
     assert [p["id"] for p in shop.find("products", name="Pen").items] == ["p1"]
     assert shop.find("products", name="Quill").total == 0 and shop.find("products", sku="Q").total == 0
-    assert shop.referrers("customers", "u1") == [("Order", "o1", "customer_id")]
+    assert shop.referrers("users", "u1") == [("Order", "o1", "user_id")]
     assert [p["id"] for p in shop.find("products").items] == ["p1"]
     with pytest.raises(ConstraintError, match="unique"):  # the unique value is still taken
         shop.create("products", {"id": "p3", "name": "x", "price": 1, "sku": "PEN"})
@@ -488,10 +488,10 @@ def test_transaction_with_a_duplicate_event_id_writes_nothing(shop: ModelStore) 
     seed(shop)
     before = shop.store.event_count
     with pytest.raises(ConstraintError, match="`dup` was already written"), shop.transaction():
-        shop.create("customers", {"id": "u2", "email": "b@example.com"}, event_id="dup")
-        shop.create("customers", {"id": "u3", "email": "c@example.com"}, event_id="dup")
+        shop.create("users", {"id": "u2", "email": "b@example.com"}, event_id="dup")
+        shop.create("users", {"id": "u3", "email": "c@example.com"}, event_id="dup")
     assert shop.store.event_count == before
-    assert shop.find("customers", email=["b@example.com", "c@example.com"]).total == 0
+    assert shop.find("users", email=["b@example.com", "c@example.com"]).total == 0
 
 
 TX_GROUPS = st.lists(st.tuples(st.lists(OPS, min_size=1, max_size=6), st.booleans()), max_size=8)
@@ -504,9 +504,9 @@ def apply_op(db: ModelStore, op: tuple[Any, ...]) -> None:
         elif op[0] == "product":
             db.put("products", op[1], {"name": "n", "price": 1, "category_id": op[2], "sku": op[3]})
         elif op[0] == "customer":
-            db.put("customers", op[1], {"email": op[2]})
+            db.put("users", op[1], {"email": op[2]})
         elif op[0] == "order":
-            db.create("orders", {"id": op[1], "customer_id": op[2], "product_id": op[3], "quantity": 1})
+            db.create("orders", {"id": op[1], "user_id": op[2], "product_id": op[3], "quantity": 1})
         else:
             db.delete(op[1], op[2], force=op[3])
     except (ConstraintError, NotFoundError) as e:

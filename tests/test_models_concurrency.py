@@ -39,7 +39,7 @@ def run_threads(target, n: int = THREADS) -> None:  # type: ignore[no-untyped-de
 
 
 def setup_shop(db: ModelStore) -> None:
-    db.create("customers", {"id": "buyer", "email": "buyer@example.com"})
+    db.create("users", {"id": "buyer", "email": "buyer@example.com"})
     for p in range(PRODUCTS):
         db.create("products", {"id": f"p{p}", "name": f"P{p}", "price": 1, "stock": INITIAL_STOCK})
     for a in range(ACCOUNTS):
@@ -65,7 +65,7 @@ def test_orders_never_exceed_stock_and_transfers_conserve_money(tmp_path: Path) 
                             refused[i] += 1
                             continue
                         db.update("products", p, {"stock": stock - qty})
-                        db.create("orders", {"id": f"t{i}-{n}", "customer_id": "buyer", "product_id": p, "quantity": qty})
+                        db.create("orders", {"id": f"t{i}-{n}", "user_id": "buyer", "product_id": p, "quantity": qty})
                     ordered[i][p] += qty
                 else:  # move money between two accounts if the balance allows it
                     src, dst = rng.sample(range(ACCOUNTS), 2)
@@ -98,7 +98,7 @@ def test_orders_never_exceed_stock_and_transfers_conserve_money(tmp_path: Path) 
     with open_models(path, fsync=False) as db:  # replay gives the same state
         assert db.store.event_count == events
         assert orjson.dumps(db.store.state, option=orjson.OPT_SORT_KEYS) == snapshot
-        assert db.find("orders", status="placed").total == len(db.store.state["Order"])
+        assert db.find("orders", status="pending").total == len(db.store.state["Order"])
         replayed = db.store.state
         # ... and so does the vectorized state-at-T of the read path
         frames = ll.state_at(path)
@@ -116,7 +116,7 @@ def test_unique_values_hold_across_concurrent_writers(tmp_path: Path) -> None:
             barrier.wait()
             for n in range(200):  # every thread races for the same 200 e-mail addresses
                 try:
-                    db.create("customers", {"id": f"t{i}-{n}", "email": f"user{n}@example.com"})
+                    db.create("users", {"id": f"t{i}-{n}", "email": f"user{n}@example.com"})
                     wins[i].append(f"user{n}@example.com")
                 except ConstraintError as e:
                     assert e.kind == "unique"
@@ -124,4 +124,4 @@ def test_unique_values_hold_across_concurrent_writers(tmp_path: Path) -> None:
         run_threads(work)
         won = [e for w in wins for e in w]
         assert sorted(won) == sorted(f"user{n}@example.com" for n in range(200))  # each exactly once
-        assert db.count("customers") == 200
+        assert db.count("users") == 200

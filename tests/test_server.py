@@ -50,8 +50,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
 def seed(c: httpx.Client) -> None:
     assert c.post("/api/categories", json={"id": "c1", "name": "pens"}).status_code == 201
     assert c.put("/api/products/p1", json={"name": "Pen", "price": 1.5, "category_id": "c1", "sku": "PEN"}).status_code == 201
-    assert c.post("/api/customers", json={"id": "u1", "email": "ann@example.com"}).status_code == 201
-    assert c.post("/api/orders", json={"id": "o1", "customer_id": "u1", "product_id": "p1", "quantity": 1}).status_code == 201
+    assert c.post("/api/users", json={"id": "u1", "email": "ann@example.com"}).status_code == 201
+    assert c.post("/api/orders", json={"id": "o1", "user_id": "u1", "product_id": "p1", "quantity": 1}).status_code == 201
 
 
 def test_crud_round_trip(client: httpx.Client) -> None:
@@ -65,7 +65,7 @@ def test_crud_round_trip(client: httpx.Client) -> None:
     r = client.delete("/api/products/p1")
     assert r.status_code == 200 and r.json() == {"deleted": [["Product", "p1"]], "nulled": []}
     assert client.get("/api/products/p1").status_code == 404
-    assert {m["model"] for m in client.get("/api").json()["models"]} == {"Category", "Product", "Customer", "Order", "Account"}
+    assert {m["model"] for m in client.get("/api").json()["models"]} == {"Category", "Product", "User", "Order", "Payment", "Account"}
 
 
 def test_put_is_an_upsert_as_the_seed_loops_need(client: httpx.Client, server: RunningServer) -> None:
@@ -100,7 +100,7 @@ def test_list_filters_on_indexed_fields_and_paginates(client: httpx.Client) -> N
     both = client.get("/api/products", params=[("name", "even"), ("name", "odd")]).json()
     assert both["total"] == 7 and len(both["items"]) == 7
     assert client.get("/api/products", params={"limit": 3}).json()["items"][2]["id"] == "p2"
-    assert client.get("/api/orders", params={"status": "placed"}).json() == {"items": [], "total": 0, "limit": 100, "offset": 0}
+    assert client.get("/api/orders", params={"status": "pending"}).json() == {"items": [], "total": 0, "limit": 100, "offset": 0}
 
 
 def expect_error(r: httpx.Response, status: int, kind: str, text: str) -> dict[str, Any]:
@@ -121,10 +121,10 @@ def expect_error(r: httpx.Response, status: int, kind: str, text: str) -> dict[s
         ("DELETE", "/api/products/nope", {}, 404, "not_found", "`Product` `nope` not found"),
         ("GET", "/nowhere", {}, 404, "not_found", "Not Found"),
         ("POST", "/api/products/p1", {"json": {}}, 405, "method_not_allowed", "Method Not Allowed"),
-        ("POST", "/api/customers", {"json": {"id": "u2", "email": "ann@example.com"}}, 409, "unique", "already has `email`"),
+        ("POST", "/api/users", {"json": {"id": "u2", "email": "ann@example.com"}}, 409, "unique", "already has `email`"),
         ("POST", "/api/products", {"json": {"id": "p1", "name": "x", "price": 1}}, 409, "exists", "already exists"),
         ("PATCH", "/api/products/p1", {"json": {"category_id": "zz"}}, 409, "foreign_key", "`Category` `zz`, which does not exist"),
-        ("DELETE", "/api/customers/u1", {}, 409, "protected", "referenced by `Order` `o1`"),
+        ("DELETE", "/api/users/u1", {}, 409, "protected", "referenced by `Order` `o1`"),
         ("PUT", "/api/products/p1", {"json": {"price": "cheap"}}, 422, "validation", "must be number, got string"),
         ("PUT", "/api/products/p1", {"json": [1, 2]}, 422, "validation", "must be a JSON object, got array"),
         ("POST", "/api/products", {"json": {"id": "p9", "price": 1}}, 422, "validation", "`Product.name` is required"),
@@ -178,8 +178,8 @@ def test_force_delete_over_http(client: httpx.Client) -> None:
 
 def test_idempotency_key_makes_retries_safe(client: httpx.Client, server: RunningServer) -> None:
     h = {"Idempotency-Key": "order-42"}
-    assert client.post("/api/customers", json={"id": "u1", "email": "a@example.com"}, headers=h).status_code == 201
-    body = expect_error(client.post("/api/customers", json={"id": "u2", "email": "b@example.com"}, headers=h), 409, "duplicate", "order-42")
+    assert client.post("/api/users", json={"id": "u1", "email": "a@example.com"}, headers=h).status_code == 201
+    body = expect_error(client.post("/api/users", json={"id": "u2", "email": "b@example.com"}, headers=h), 409, "duplicate", "order-42")
     assert body["details"] == {"event_id": "order-42"}
     assert server.db.store.event_count == 1
     expect_error(client.put("/api/products/x", json={}, headers={"Idempotency-Key": "a\tb"}), 400, "bad_header", "Idempotency-Key")
@@ -226,7 +226,7 @@ def test_compaction_triggers_during_the_seed_loop_without_a_failed_request(tmp_p
     policy = SmartCompaction(threshold=150, keep_recent=20, snapshot_interval=None)
     with start_server(tmp_path / "shop", shop_models(), fsync=False, compaction=policy) as srv:
         with httpx.Client(base_url=srv.url, timeout=10) as c:
-            assert c.post("/api/customers", json={"id": "u1", "email": "a@example.com"}).status_code == 201
+            assert c.post("/api/users", json={"id": "u1", "email": "a@example.com"}).status_code == 201
             for i in range(1, 501):
                 body = {"name": "Test Product", "price": 400 + i} if i == 1 else {"price": 400 + i}
                 r = c.put("/api/products/1", json=body, headers={"Connection": "close"})
@@ -241,7 +241,7 @@ def test_compaction_triggers_during_the_seed_loop_without_a_failed_request(tmp_p
         state = srv.db.store.state
         assert state["Product"]["1"]["price"] == 900
     with ll.open_models(tmp_path / "shop") as db:
-        assert db.get("products", "1")["price"] == 900 and db.get("customers", "u1")["email"] == "a@example.com"
+        assert db.get("products", "1")["price"] == 900 and db.get("users", "u1")["email"] == "a@example.com"
 
 
 # -- never a 500 for bad input ---------------------------------------------------------------
@@ -251,7 +251,7 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-FIELD_NAMES = st.sampled_from(["id", "name", "price", "stock", "sku", "category_id", "email", "customer_id", "product_id", "quantity", "x"])
+FIELD_NAMES = st.sampled_from(["id", "name", "price", "stock", "sku", "category_id", "email", "user_id", "product_id", "quantity", "x"])
 BODIES = st.one_of(
     st.binary(max_size=64),
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
@@ -270,7 +270,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runn
 @settings(max_examples=150, deadline=None)
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]),
-    route=st.sampled_from(["products", "orders", "customers", "categories", "Product", "nope"]),
+    route=st.sampled_from(["products", "orders", "users", "categories", "Product", "nope"]),
     key=st.one_of(st.none(), st.sampled_from(["p1", "o1", "u1", "c1", "1"]), st.text("abcXYZ019-_.~", min_size=1, max_size=12)),
     body=BODIES,
     query=st.dictionaries(st.sampled_from(["limit", "offset", "force", "name", "price", "status"]), st.text("ab1-_ ", max_size=5), max_size=2),

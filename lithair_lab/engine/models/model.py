@@ -9,6 +9,7 @@ protected deletes) are checked by :class:`~lithair_lab.engine.models.db.ModelSto
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -311,7 +312,7 @@ class Model:
             if f.name in obj:
                 value = obj[f.name]
             elif f.has_default:
-                value = f.default
+                value = copy.deepcopy(f.default) if isinstance(f.default, (list, dict)) else f.default
             elif f.nullable:
                 value = None
             else:
