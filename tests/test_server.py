@@ -343,3 +343,16 @@ def test_a_client_that_hangs_up_mid_body_writes_nothing(client: httpx.Client, se
     time.sleep(0.2)  # let the server notice the hang-up
     assert server.db.store.event_count == 0
     assert "500" not in client.get("/metrics").json()["http"]["responses"]
+
+
+def test_serve_shop_over_the_bundled_shop_dataset(tmp_path: Path) -> None:
+    from lithair_lab import datasets
+
+    shutil.copytree(datasets.path("shop"), tmp_path / "shop")
+    with start_server(tmp_path / "shop", shop_models()) as srv, httpx.Client(base_url=srv.url) as c:
+        assert srv.db.violations == []
+        pending = c.get("/api/orders", params={"status": "pending", "limit": 1}).json()
+        order = pending["items"][0]
+        assert c.patch(f"/api/orders/{order['id']}", json={"status": "paid"}).json()["status"] == "paid"
+        expect_error(c.delete(f"/api/users/{order['user_id']}"), 409, "protected", f"`Order` `{order['id']}`")
+        assert c.get("/metrics").json()["critical_events"] > 0
