@@ -97,6 +97,8 @@ def test_moment_arguments():
     assert moment(dt.date(2026, 1, 1)).time == dt.datetime(2026, 1, 1, tzinfo=UTC)
     assert moment(T0).time == moment(float(T0)).time == dt.datetime(2026, 1, 1, tzinfo=UTC)
     assert moment(seq=4).position == 5
+    assert moment(str(T0)).time == moment(T0).time  # a command line's Unix seconds
+    assert moment("20260101").time == dt.datetime(2026, 1, 1, tzinfo=UTC)  # ISO basic format wins
     with pytest.raises(MomentError, match=r"give one moment, got `at`, `position`"):
         moment(T0, position=3)
     with pytest.raises(MomentError, match=r"`position` must be a non-negative integer, got -1"):

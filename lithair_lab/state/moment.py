@@ -6,6 +6,7 @@ One parser for every ``at=`` / ``position=`` / ``seq=`` argument of the package.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -13,6 +14,7 @@ import polars as pl
 from lithair_lab.errors import MomentError
 
 UTC = dt.timezone.utc
+_UNIX = re.compile(r"-?\d+(\.\d*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,8 @@ def to_utc(at: object, *, name: str = "at") -> dt.datetime:
     """A UTC datetime from a datetime, a date, an ISO string or Unix seconds.
 
     A datetime (or ISO string) without a timezone is taken as UTC, the zone of
-    every Lithair timestamp; a date means its midnight, UTC.
+    every Lithair timestamp; a date means its midnight, UTC. A string that is
+    not ISO 8601 but a number (``"1767225600"``) is Unix seconds.
     """
     if isinstance(at, bool):
         msg = f"`{name}` must be a datetime, an ISO string or Unix seconds, got a bool"
@@ -71,6 +74,8 @@ def to_utc(at: object, *, name: str = "at") -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(at.strip())
         except ValueError as e:
+            if _UNIX.fullmatch(at.strip()):  # a command line's Unix seconds
+                return to_utc(float(at), name=name)
             msg = (
                 f"`{name}`={at!r} is not an ISO 8601 date or time\n\n"
                 "write it like '2026-01-01T14:03:00Z', '2026-01-01 14:03' (UTC) or '2026-01-01'"
