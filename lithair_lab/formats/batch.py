@@ -574,9 +574,12 @@ def _skip_line(f: Any, already: int) -> int:
 
 
 def _torn_json_tail(tail: bytes, name: str, offset: int, line: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The last line has no newline: a record if it is whole (CRC ok / valid JSON), else a torn tail."""
+    """The last line has no newline: a record if provably whole (CRC ok, or a JSON object), else a torn tail."""
     records, damage = decode_json(tail + b"\n", file=name, offset=offset, line=line)
-    if damage.height == 0:
+    # Only a CRC-verified line or a whole JSON object proves the record is complete:
+    # a cut CRC line such as `9` or `12` would otherwise parse as a raw JSON number.
+    whole = (records["encoding"] == "crc") | records["payload"].str.starts_with("{")
+    if damage.height == 0 and records.height == 1 and whole.all():
         return records, damage
     d = _Damage(name)
     d.add(offset, line, TORN_TAIL, f"the last {len(tail)} bytes are an unfinished record (no newline)", tail)
