@@ -70,10 +70,19 @@ class Monitor:
         self._recount()
 
     def _recount(self) -> None:
-        with self.db.transaction():  # no write lands between the count and its baseline
-            self._base = count_critical(Path(self.db.store.path))
-            self._written_at_base = self.db.writes[CRITICAL_OP]
-            self._compactions_at_base = self._compactions()
+        # A background compaction may switch journals while we read them: then count again.
+        for _ in range(5):
+            with self.db.transaction():  # no model write lands between the count and its baseline
+                compactions = self._compactions()
+                try:
+                    base = count_critical(Path(self.db.store.path))
+                except FileNotFoundError:
+                    continue
+                if self._compactions() != compactions:
+                    continue
+                self._base, self._written_at_base = base, self.db.writes[CRITICAL_OP]
+                self._compactions_at_base = compactions
+                return
 
     def _compactions(self) -> int:
         return len(self.compaction.reports) if self.compaction is not None else 0
