@@ -340,3 +340,12 @@ def test_a_legacy_snapshot_is_reported_and_not_used(tmp_path):
     with pytest.warns(ll.LithairLabWarning, match=r"legacy snapshot covers no journal records"):
         s = state_at(path)
     assert entity(s, "Product", "p1")["name"] == "Pen"
+
+
+def test_a_payload_field_named_like_a_state_column_is_prefixed():
+    events = [ev("ProductCreated", {"id": "p", "_version": "v9", "_key": "k"}, "p", T0)]
+    s = state_at(frame_of(events))
+    row = entity(s, "Product", "p")
+    assert (row[VERSION], row["payload._version"], row["payload._key"]) == (1, "v9", "k")
+    assert TimeMachine(frame_of(events)).state_at()["Product"].equals(s["Product"])
+    assert history(frame_of(events), "Product", "p")["payload._version"].to_list() == ["v9"]

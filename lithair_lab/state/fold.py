@@ -282,7 +282,7 @@ def state_plan(flagged: pl.LazyFrame, decoded: pl.LazyFrame, fields: list[str]) 
         pl.col("seq").drop_nulls().last().alias(CHANGED_SEQ),
     )
     values = decoded.group_by(KEY).agg(
-        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(f) for f in fields),
+        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(column_name(f)) for f in fields),
         pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias(VALUE),
     )
     # A value that is not an object is kept as its JSON text; a payload that
@@ -293,6 +293,15 @@ def state_plan(flagged: pl.LazyFrame, decoded: pl.LazyFrame, fields: list[str]) 
         .with_columns(pl.when(pl.col(VALUE).is_null() | valid).then(pl.col(VALUE)).otherwise(pl.lit("null")))
         .sort(KEY)
     )
+
+
+COLLISION_PREFIX = "payload."
+"""Prefix of a payload field whose name is a state column (``_key`` -> ``payload._key``)."""
+
+
+def column_name(field: str) -> str:
+    """The state frame's column for a payload field."""
+    return COLLISION_PREFIX + field if field in STATE_META or field == VALUE else field
 
 
 class _InvalidJSON(Exception):
@@ -309,10 +318,6 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     objects = rows.filter(pl.col(IS_OBJ))
     struct = decode_objects(objects["payload"])
     fields = list(struct.struct.fields)
-    for f in fields:
-        if f in STATE_META or f == VALUE:
-            msg = f"a payload field is named `{f}`, which is a state column of lithair_lab"
-            raise ValueError(msg)
     decoded = objects.with_columns(
         *(struct.struct.field(f).alias(FIELD + f) for f in fields),
     ).with_columns(*(pl.col(FIELD + f).is_not_null().alias(PRESENT + f) for f in fields))

@@ -35,7 +35,8 @@ def history(source: Source, model: str, entity_id: str) -> pl.DataFrame:
         of :data:`lithair_lab.state.HISTORY_META` (``seq``, ``timestamp``,
         ``event_type``, ``event_id``, ``action``, ``_version``, ``life``,
         ``live``, ``changes``), then the entity's fields *after* the event
-        (null once deleted). ``changes`` lists ``{field, old, new}`` with
+        (null once deleted; a field named like a column above is prefixed
+        ``payload.``). ``changes`` lists ``{field, old, new}`` with
         values as JSON text (null when absent). ``_version`` restarts at 1 in
         each ``life`` (a create after a delete starts a new one); it is null
         after a delete. When the directory was compacted, the first row is
@@ -150,7 +151,9 @@ def _to_frame(versions: list[dict[str, Any]]) -> pl.DataFrame:
     meta = pl.DataFrame([{k: r[k] for k in HISTORY_META} for r in versions], schema=HISTORY_META)
     values = [r["value"] for r in versions]
     fields = fold.decode_objects(pl.Series([_text(v if isinstance(v, dict) else {}) for v in values]))
-    frame = pl.concat([meta, fields.struct.unnest()], how="horizontal") if fields.struct.fields else meta
+    columns = fields.struct.unnest()
+    columns = columns.rename({c: fold.COLLISION_PREFIX + c for c in columns.columns if c in HISTORY_META or c == VALUE})
+    frame = pl.concat([meta, columns], how="horizontal") if columns.width else meta
     if any(v is not None and not isinstance(v, dict) for v in values):
         text = [None if v is None or isinstance(v, dict) else _text(v) for v in values]
         frame = frame.with_columns(pl.Series(VALUE, text, pl.String()))

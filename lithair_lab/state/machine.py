@@ -194,7 +194,7 @@ class TimeMachine:
             window = rows.slice(lo, hi - lo).lazy()
             if m.time is not None:
                 window = window.filter((pl.col("timestamp") <= m.time) | pl.col(fold.START))
-            columns = [*STATE_META, *(model.fields or []), *([VALUE] if self._has_value[name] else [])]
+            columns = [*STATE_META, *map(fold.column_name, model.fields or []), *([VALUE] if self._has_value[name] else [])]
             if frame is not None and frame.height:
                 keys = window.select(KEY).unique()
                 start = _as_start(frame.lazy().join(keys, on=KEY, how="semi"), model.fields)
@@ -212,7 +212,7 @@ class TimeMachine:
         model = self._models.get(name)
         if model is None:
             return empty_state()
-        schema = {**STATE_META, **{f: model.rows.schema[fold.FIELD + f] for f in model.fields or []}}
+        schema = {**STATE_META, **{fold.column_name(f): model.rows.schema[fold.FIELD + f] for f in model.fields or []}}
         if self._has_value.get(name):
             schema[VALUE] = pl.String()
         return pl.DataFrame(schema=schema)
@@ -244,6 +244,6 @@ def _as_start(state: pl.LazyFrame, fields: list[str] | None) -> pl.LazyFrame:
         pl.lit(value=True).alias(fold.START),
         (pl.col(VALUE).is_null() if has_value else pl.lit(value=True)).alias(fold.IS_OBJ),
         pl.lit(value=True).alias("_valid"),
-        *(pl.col(f).alias(fold.FIELD + f) for f in fields or []),
+        *(pl.col(fold.column_name(f)).alias(fold.FIELD + f) for f in fields or []),
         *(pl.lit(value=True).alias(fold.PRESENT + f) for f in fields or []),
     )
