@@ -287,6 +287,10 @@ def test_restore_round_trip_and_source_untouched(tmp_path):
         assert all(got[m].equals(want[m]) for m in want if want[m].height), at
         assert (out / "state.raftsnap").exists()
     assert {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()} == before
+    with ll.open_store(tmp_path / f"r{T0 + 3600}") as reopened:  # the engine's own state of the restored directory
+        want = state_at(src, T0 + 3600)
+        assert {m: sorted(ents) for m, ents in reopened.state.items()} == {m: sorted(f[KEY]) for m, f in want.items()}
+        assert reopened.state["Product"]["p1"] == {"id": "p1", "name": "Pen", "price": 2.0, "stock": None}
     src_frame, out_frame = ll.read(src), ll.read(tmp_path / "rNone")
     assert out_frame["event_hash"].equals(src_frame["event_hash"])  # same ids, times, payload bytes: same chain
     with pytest.raises(ll.LithairLabError, match=r"already exists and is not empty"):
@@ -349,3 +353,18 @@ def test_a_payload_field_named_like_a_state_column_is_prefixed():
     assert (row[VERSION], row["payload._version"], row["payload._key"]) == (1, "v9", "k")
     assert TimeMachine(frame_of(events)).state_at()["Product"].equals(s["Product"])
     assert history(frame_of(events), "Product", "p")["payload._version"].to_list() == ["v9"]
+
+
+def test_queries_after_a_checkpoint_start_from_it(tmp_path, monkeypatch):
+    from lithair_lab.state import fold
+
+    write_shop(tmp_path / "shop")  # checkpoint after the first 5 events (at T0 + 120)
+    starts = []
+    real = fold.start_rows
+    monkeypatch.setattr(fold, "start_rows", lambda models, versions: starts.append(models) or real(models, versions))
+    late = state_at(tmp_path / "shop", T0 + 3600)
+    assert len(starts) == 1 and sorted(starts[0]) == ["Order", "Product", "User"]
+    early = state_at(tmp_path / "shop", T0 + 60)  # before the checkpoint's moment: folded from the first record
+    assert len(starts) == 1
+    assert late["Product"].equals(state_at(frame_of(SHOP), T0 + 3600)["Product"])
+    assert early["User"].equals(state_at(frame_of(SHOP), T0 + 60)["User"])
