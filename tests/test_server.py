@@ -196,6 +196,13 @@ def test_health_and_metrics(client: httpx.Client) -> None:
     assert m["events"] == 5 and m["critical_events"] == 4 and m["log_size_bytes"] > 0
     assert m["entities"]["Product"] == 1
     assert m["http"]["responses"]["201"] == 4
+    text = client.get("/metrics", params={"format": "prometheus"})
+    assert text.headers["content-type"].startswith("text/plain")
+    lines = set(text.text.splitlines())
+    assert {"lithair_lab_events 5", "lithair_lab_critical_events 4", 'lithair_lab_entities{model="Product"} 1'} <= lines
+    assert 'lithair_lab_http_responses{status="201"} 4' in lines
+    assert any(line.startswith("lithair_lab_last_compaction") for line in lines) is False  # no compaction yet: left out
+    expect_error(client.get("/metrics", params={"format": "xml"}), 422, "validation", "`format` must be")
 
 
 def test_cli_serve_subprocess_stops_on_sigterm(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Routes (``{model}`` is a route such as ``products`` or a model name):
 
 ====================================  ==============================================
 ``GET  /health``                      liveness, event count, integrity notes
-``GET  /metrics``                     the seed's monitoring figures (JSON)
+``GET  /metrics``                     the seed's monitoring figures (JSON, or
+                                      ``?format=prometheus`` for a scraper)
 ``GET  /api``                         the models: routes, keys, indexed fields
 ``GET  /api/{model}``                 list; ``?field=value`` on indexed fields,
                                       ``limit`` (default 100), ``offset``
@@ -45,7 +46,7 @@ from ..engine.compaction import AutoCompaction
 from ..engine.models import ModelStore
 from ..engine.models.model import Model, json_type_of
 from ..errors import ConstraintError, InvalidEventError, LithairLabError, NotFoundError, ValidationError
-from .metrics import Monitor
+from .metrics import Monitor, prometheus_text
 
 log = logging.getLogger("lithair_lab.server")
 
@@ -216,6 +217,11 @@ def create_app(db: ModelStore, *, max_body_bytes: int = DEFAULT_MAX_BODY, compac
     async def metrics(request: Request) -> Response:
         figures = await blocking(monitor.collect)
         figures["http"] = {"uptime_seconds": time.time() - started, "responses": {str(k): v for k, v in sorted(stats.items())}}
+        fmt = request.query_params.get("format", "json")
+        if fmt == "prometheus":
+            return Response(prometheus_text(figures), media_type="text/plain; version=0.0.4")
+        if fmt != "json":
+            raise ValidationError(f"`format` must be `json` or `prometheus`, got `{fmt}`", field="format")
         return JSONResponse(figures)
 
     async def api_index(request: Request) -> Response:

@@ -134,3 +134,33 @@ def compaction_figures(db: ModelStore, auto: AutoCompaction | None) -> dict[str,
             "seconds": last.seconds,
         },
     }
+
+
+def prometheus_text(figures: dict[str, Any], prefix: str = "lithair_lab") -> str:
+    """The numeric figures in Prometheus' text format (nested keys joined by ``_``, maps as labels).
+
+    ``entities`` and ``writes`` become one metric with a ``model`` / ``op``
+    label, HTTP responses one with a ``status`` label; text values are left out.
+    """
+    labelled = {"entities": "model", "writes": "op", "responses": "status"}
+    lines: list[str] = []
+
+    def emit(name: str, value: Any, labels: str = "") -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        lines.append(f"{prefix}_{name}{labels} {value}")
+
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            key = name.rsplit("_", 1)[-1] if name else ""
+            label = labelled.get(key)
+            for k, v in value.items():
+                if label is not None:
+                    emit(name, v, f'{{{label}="{k}"}}')
+                else:
+                    walk(f"{name}_{k}" if name else k, v)
+        else:
+            emit(name, value)
+
+    walk("", figures)
+    return "\n".join(lines) + "\n"
