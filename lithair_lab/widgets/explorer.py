@@ -62,7 +62,10 @@ class TimeTravelExplorer(Workbench):
         self.machine = machine if machine is not None else TimeMachine(source)
         self.rows = rows
         self.by = by
-        n = len(self.events)
+        n = int(getattr(self.machine, "events", len(self.events)))
+        horizon = getattr(self.machine, "horizon", None)
+        # a compacted directory cannot rebuild moments before its checkpoint: start the slider there
+        first = int(horizon.position) if horizon is not None and horizon.position is not None else 0
         models = (
             self.events.filter(pl.col("model").is_not_null())
             .group_by("model")
@@ -76,7 +79,7 @@ class TimeTravelExplorer(Workbench):
         self.model = w.Dropdown(options=models, value=model if model in models else models[0], description="model")
         if by == "position":
             self.slider: w.Widget = w.IntSlider(
-                value=n, min=0, max=n, step=1, description="position", continuous_update=False,
+                value=n, min=first, max=n, step=1, description="position", continuous_update=False,
                 layout=w.Layout(width="95%"),
             )  # fmt: skip
         else:
@@ -120,23 +123,35 @@ class TimeTravelExplorer(Workbench):
             n = int((self.events["timestamp"] <= self.slider.value).sum())
             return n, self.slider.value
         n = int(self.slider.value)
-        return n, (self.events["timestamp"][n - 1] if n else None)
+        # Counted from the end, because a compacted log's frame holds fewer rows than the
+        # history has positions: the records after its checkpoint are its last rows.
+        last = len(self.events) - (self.slider_end() - n) - 1
+        return n, (self.events["timestamp"][last] if n and last >= 0 else None)
 
     def refresh(self) -> None:
         """Recompute the table and chart for the slider's moment (one step)."""
         t0 = time.perf_counter()
-        frame = self.state()
+        try:
+            frame = self.state()
+        except LithairLabError as e:  # an observer's exception would vanish into the kernel log
+            first = escape(str(e).splitlines()[0])
+            self.header.value = f'<span style="color:#D55E00">{first}</span>'
+            return
         n, at = self.moment()
         self.header.value = self._header(frame, n, at)
         self.table.value = self._table(frame)
         show_chart(self.chart, self._chart(at))
         self.last_step_s = time.perf_counter() - t0
 
+    def slider_end(self) -> int:
+        """Records in the whole history."""
+        return int(getattr(self.machine, "events", len(self.events)))
+
     def _header(self, frame: pl.DataFrame, n: int, at: dt.datetime | None) -> str:
         when = at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "before the first event"
         return (
             f"<b>{len(frame):,}</b> live <code>{escape(self.model.value)}</code> entities after "
-            f"<b>{n:,}</b> of {len(self.events):,} records ({escape(when)})"
+            f"<b>{n:,}</b> of {self.slider_end():,} records ({escape(when)})"
         )
 
     def _table(self, frame: pl.DataFrame) -> str:
