@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -125,3 +127,14 @@ def test_unique_values_hold_across_concurrent_writers(tmp_path: Path) -> None:
         won = [e for w in wins for e in w]
         assert sorted(won) == sorted(f"user{n}@example.com" for n in range(200))  # each exactly once
         assert db.count("users") == 200
+
+
+def test_a_second_writer_process_is_refused_so_constraints_cannot_race(tmp_path: Path) -> None:
+    """Constraints are checked in one process; the store's lock keeps every other writer out."""
+    with open_models(tmp_path / "shop", shop_models(), fsync=False):
+        code = (
+            "import sys, lithair_lab as ll\n"
+            "try:\n    ll.open_models(sys.argv[1])\nexcept ll.StoreLockedError as e:\n    print(type(e).__name__)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shop")], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "StoreLockedError"
