@@ -271,3 +271,20 @@ def test_upstream_checkpoint_on_a_native_journal_is_followed(tmp_path: Path) -> 
     assert (tmp_path / name).read_bytes().startswith(line)
     assert len((tmp_path / name).read_bytes().splitlines()) == 2
     assert (tmp_path / "events.raftlog").read_bytes() == b""
+
+
+def test_damage_after_a_checkpoint_names_the_absolute_line(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path) as store:
+        for i in range(6):
+            store.append("T", {"i": i}, event_id=f"e{i}")
+        store.snapshot()
+        store.append("T", {"i": 6}, event_id="e6")
+        store.append("T", {"i": 7}, event_id="e7")
+    journal = tmp_path / "events.raftlog"
+    data = bytearray(journal.read_bytes())
+    eighth = data.rstrip(b"\n").rfind(b"\n") + 1
+    data[eighth + 30] ^= 0x01
+    journal.write_bytes(bytes(data))
+    with pytest.raises(ll.DamageError) as err:
+        ll.open_store(tmp_path)
+    assert (err.value.line, err.value.offset) == (8, eighth)

@@ -107,14 +107,12 @@ class JournalReader:
         encoding: Encoding,
         *,
         start: int = 0,
-        start_line: int = 1,
         on_damage: Literal["raise", "report"] = "raise",
         tail_is_torn: bool = True,
     ) -> None:
         self.path = path
         self.encoding = encoding
         self.start = start
-        self.start_line = start_line
         self.on_damage = on_damage
         self.tail_is_torn = tail_is_torn
         self.torn_at: int | None = None
@@ -127,6 +125,8 @@ class JournalReader:
         return self._json() if self.encoding == "json" else self._binary()
 
     def _damaged(self, offset: int, line: int | None, kind: str, detail: str) -> None:
+        if line is not None and self.start:
+            line += _count_lines(self.path, self.start)
         if self.on_damage == "raise":
             raise DamageError(self.path, offset, kind, detail, line=line, hint=OPEN_ANYWAY)
         self.damage.append(Damage(self.path.name, offset, line, kind, detail))
@@ -137,8 +137,11 @@ class JournalReader:
         else:
             self._damaged(offset, line, kind, detail + " in a rotated segment, which should end on a whole record")
 
+
     def _json(self) -> Iterator[Record]:
-        offset, line_no = self.start, self.start_line
+        # Line numbers are counted from ``start``; the lines before it are counted
+        # only if a message needs them (a checkpoint may cover gigabytes).
+        offset, line_no = self.start, 1
         with open(self.path, "rb") as f:
             f.seek(offset)
             for raw in f:
@@ -237,3 +240,13 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _count_lines(path: Path, end: int) -> int:
+    """Newlines in the first ``end`` bytes of ``path`` (read in chunks)."""
+    n = 0
+    with open(path, "rb") as f:
+        while end > 0 and (chunk := f.read(min(end, 1 << 20))):
+            n += chunk.count(b"\n")
+            end -= len(chunk)
+    return n

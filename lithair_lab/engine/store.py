@@ -230,7 +230,6 @@ class Store:
                 f,
                 encoding,
                 start=offset,
-                start_line=_line_number(f, offset) if encoding == "json" and offset else 1,
                 on_damage=on_damage,
                 tail_is_torn=f == active,
             )
@@ -746,20 +745,6 @@ def _publish(target: Path, data: bytes, *, tmp_name: str | None = None) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, target)
     fsync_dir(target.parent)
-
-
-def _line_number(path: Path, offset: int) -> int:
-    """1-based number of the line starting at ``offset`` (for error messages)."""
-    n = 1
-    with open(path, "rb") as f:
-        remaining = offset
-        while remaining:
-            chunk = f.read(min(remaining, 1 << 20))
-            if not chunk:
-                break
-            n += chunk.count(b"\n")
-            remaining -= len(chunk)
-    return n
 
 
 def _check_directory(path: Path) -> None:
