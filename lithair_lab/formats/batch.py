@@ -314,38 +314,45 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
     lengths = text.str.len_bytes()
     if int(lengths.sum() or 0) + len(text) != len(buf):
         return None  # Polars dropped '\r' bytes: positions would be wrong
-    lines = pl.DataFrame({"text": text, "len": lengths}).with_columns(
-        line=pl.int_range(pl.len(), dtype=pl.UInt64) + base_line,
-        start=(pl.col("len").cast(pl.Int64) + 1).cum_sum().shift(1, fill_value=0),
+    t = pl.col("text")
+    prefix_ok = (t.str.slice(8, 1) == ":") & ~t.str.slice(0, 1).is_in(["+", "-"]) & (pl.col("len") >= 9)
+    lines = (
+        pl.DataFrame({"text": text, "len": lengths})
+        .lazy()
+        .with_columns(
+            line=pl.int_range(pl.len(), dtype=pl.UInt64) + base_line,
+            start=(pl.col("len").cast(pl.Int64) + 1).cum_sum().shift(1, fill_value=0),
+            stored=pl.when(prefix_ok).then(t.str.slice(0, 8).str.to_integer(base=16, strict=False)),
+            blank=t.str.contains(_BLANK),
+        )
+        .with_columns(has_crc=pl.col("stored").is_not_null())
+        .with_columns(body=pl.when("has_crc").then(t.str.slice(9)).otherwise(t))
+        .with_columns(blank_body=pl.col("body").str.contains(_BLANK))
+        .filter(~pl.col("blank"))
+        .collect()
     )
-    prefix_ok = (pl.col("text").str.slice(8, 1) == ":") & pl.col("text").str.slice(0, 1).is_in(["+", "-"]).not_()
-    stored = pl.col("text").str.slice(0, 8).str.to_integer(base=16, strict=False)
-    lines = lines.with_columns(stored=pl.when(prefix_ok & (pl.col("len") >= 9)).then(stored)).with_columns(
-        has_crc=pl.col("stored").is_not_null(),
-    ).with_columns(
-        body=pl.when("has_crc").then(pl.col("text").str.slice(9)).otherwise("text"),
-        blank=pl.col("text").str.contains(_BLANK),
-    )
-    if lines.get_column("blank").any():
-        lines = lines.filter(~pl.col("blank"))
-    bodies = lines.get_column("body")
-    blank_body = bodies.str.contains(_BLANK)
 
-    # Parse every non-blank body in a second thread (Polars releases the GIL)
-    # while this one computes CRCs.
-    parse_all = ~blank_body
+    # One list of record bodies serves both the CRC check and the NDJSON buffer.
+    has_crc = lines.get_column("has_crc")
+    bodies: list[bytes] = lines.get_column("body").cast(pl.Binary).to_list()
+    blank_body = lines.get_column("blank_body")
+    parse_rows = bodies if not blank_body.any() else [b for b, blank in zip(bodies, blank_body, strict=True) if not blank]
+
+    # Parse in a second thread (Polars releases the GIL) while this one computes CRCs.
     result: dict[str, Any] = {}
-    worker = threading.Thread(target=_parse_into, args=(bodies.filter(parse_all), result))
+    worker = threading.Thread(target=_parse_into, args=(parse_rows, result))
     worker.start()
-    crc_rows = lines.get_column("has_crc")
-    computed = pl.Series(
-        "crc", list(map(zlib.crc32, bodies.filter(crc_rows).cast(pl.Binary).to_list())), dtype=pl.Int64
-    )
+    if has_crc.all():
+        computed = pl.Series("crc", list(map(zlib.crc32, bodies)), dtype=pl.Int64)
+        crc_ok = computed == lines.get_column("stored")
+    else:
+        crc_ok = pl.Series("crc_ok", [True] * len(lines), dtype=pl.Boolean)
+        crc_idx = has_crc.arg_true()
+        if len(crc_idx):
+            computed = pl.Series("crc", [zlib.crc32(bodies[i]) for i in crc_idx.to_list()], dtype=pl.Int64)
+            crc_ok = crc_ok.scatter(crc_idx, computed == lines.get_column("stored").gather(crc_idx))
     worker.join()
-    crc_ok = pl.Series("crc_ok", [True] * len(lines), dtype=pl.Boolean)
-    if len(computed):
-        crc_ok = crc_ok.scatter(crc_rows.arg_true(), computed == lines.get_column("stored").filter(crc_rows))
-    lines = lines.with_columns(crc_ok=crc_ok, blank_body=blank_body)
+    lines = lines.with_columns(crc_ok=crc_ok.alias("crc_ok"))
 
     bad = lines.filter(~pl.col("crc_ok"))
     for row in bad.select("start", "line", "text").iter_rows():
@@ -354,17 +361,18 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
 
     good = lines.filter(pl.col("crc_ok"))
     parsed = result.get("frame")
-    if parsed is not None and not bool(bad.height == 0 and not blank_body.any()):
-        parsed = None  # parsed rows include damaged or blank bodies: re-parse the good ones only
-    if parsed is None:
-        _parse_into(good.filter(~pl.col("blank_body")).get_column("body"), result)
+    if parsed is not None and bad.height:  # parsed rows include damaged bodies: re-parse the good ones only
+        keep = lines.filter(~pl.col("blank_body")).get_column("crc_ok")
+        parsed = parsed.filter(keep)
+    if parsed is None and bad.height:  # perhaps only the damaged bodies were not JSON
+        _parse_into([b for b, ok, blank in zip(bodies, crc_ok, blank_body, strict=True) if ok and not blank], result)
         parsed = result.get("frame")
     if parsed is None:  # the NDJSON reader refused something: decode record by record
         rows = _slow_lines(buf, good.get_column("start").to_list(), good.get_column("line").to_list(), base_offset, damage)
         return pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
 
     nonblank = good.filter(~pl.col("blank_body"))
-    both = pl.concat([nonblank, parsed], how="horizontal")
+    both = pl.concat([nonblank, parsed], how="horizontal").lazy()
     body = pl.col("body")
     required_present = pl.all_horizontal(pl.col(k).is_not_null() for k in ("event_type", "event_id", "timestamp", "payload"))
     strings_are_strings = pl.all_horizontal(
@@ -377,7 +385,7 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
         .then(pl.lit("envelope"))
         .when(no_surrogate & all_absent & body.str.contains('"(event_type|event_id|timestamp|payload)"').not_())
         .then(pl.lit("raw"))
-    )
+    ).collect()
     fast = both.filter(pl.col("kind").is_not_null()).select(
         (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
         pl.col("line"),
@@ -397,15 +405,13 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
     return fast
 
 
-def _parse_into(bodies: pl.Series, result: dict[str, Any]) -> None:
-    """Parse bodies (one JSON object per row) with Polars' NDJSON reader, or leave no result."""
-    result.pop("frame", None)
-    if bodies.is_empty():
+def _parse_into(bodies: list[bytes], result: dict[str, Any]) -> None:
+    """Parse bodies (one JSON object each) with Polars' NDJSON reader, or leave no result."""
+    if not bodies:
         result["frame"] = pl.DataFrame(schema=_NDJSON_SCHEMA)
         return
-    buf = bodies.str.join("\n").cast(pl.Binary).item()
     try:
-        frame = pl.read_ndjson(buf, schema=_NDJSON_SCHEMA)
+        frame = pl.read_ndjson(b"\n".join(bodies), schema=_NDJSON_SCHEMA)
     except (pl.exceptions.PolarsError, ValueError, OverflowError):
         return
     if frame.height == len(bodies):  # a lone '\r' or similar would shift rows
