@@ -288,3 +288,32 @@ def test_damage_after_a_checkpoint_names_the_absolute_line(tmp_path: Path) -> No
     with pytest.raises(ll.DamageError) as err:
         ll.open_store(tmp_path)
     assert (err.value.line, err.value.offset) == (8, eighth)
+
+
+@pytest.mark.parametrize("tamper", ["none", "cache", "ids"])
+def test_dedup_cache_is_used_only_while_it_matches(tmp_path: Path, tamper: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lithair_lab.engine import dedup
+
+    with ll.open_store(tmp_path) as store:
+        for i in range(50):
+            store.append("T", {"i": i}, event_id=f"e{i}")
+        store.snapshot()
+        store.append("T", {"i": 50}, event_id="e50")
+    cache = tmp_path / dedup.CACHE_NAME
+    assert cache.exists()
+    if tamper == "cache":
+        data = bytearray(cache.read_bytes())
+        data[-3] ^= 0xFF  # a flipped digest must not be trusted
+        cache.write_bytes(bytes(data))
+    elif tamper == "ids":
+        ids = tmp_path / "dedup.raftids"
+        ids.write_bytes(ids.read_bytes().replace(b"e1\n", b"x1\n", 1))  # same length, other content
+    used = []
+    real = dedup.load_cache
+    monkeypatch.setattr(dedup, "load_cache", lambda p: used.append(r := real(p)) or r)
+    with ll.open_store(tmp_path) as store:
+        assert (used[0] is not None) is (tamper == "none")
+        for eid in ("e0", "e25", "e49", "e50"):
+            with pytest.raises(ll.DuplicateEventError):
+                store.append("T", {}, event_id=eid)
+        store.append("T", {}, event_id="new")

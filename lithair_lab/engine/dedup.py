@@ -11,7 +11,10 @@ written by the journal writer; this module only holds the set.
 from __future__ import annotations
 
 import hashlib
+import os
+import struct
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -91,6 +94,11 @@ class DedupIndex:
             batch.add(k if isinstance(k, bytes) else k.encode())
         self.merge(batch)
 
+    def load_sorted(self, digests: np.ndarray) -> None:
+        """Start from already sorted, unique digests (a valid cache)."""
+        self._sorted = digests
+        self._recent.clear()
+
     def merge(self, batch: DigestBatch) -> None:
         """Add every digest gathered in ``batch`` (one sort for the lot)."""
         parts = batch.arrays()
@@ -135,3 +143,67 @@ class DigestBatch:
             self._parts.append(np.array(self._pending, dtype=_DTYPE))
             self._pending.clear()
         return self._parts
+
+
+# ----------------------------------------------------------------------------- cache
+# A derived, disposable copy of the sorted digests, so that opening a store with
+# millions of ids does not hash every line of `dedup.raftids` again. It is
+# trusted only if both its digests and the prefix of `dedup.raftids` it covers
+# still hash to what it recorded; otherwise it is ignored (never an error).
+
+CACHE_NAME = ".lithair_lab.dedup"
+_MAGIC = b"LLDEDUP1"
+_HEADER = struct.Struct("<8sQQ32s32s")  # magic, bytes of dedup.raftids covered, count, sha256 x2
+
+
+def save_cache(index: DedupIndex, ids_path: Path) -> None:
+    """Write the index's digests beside ``ids_path`` (call after a barrier: the file holds every id)."""
+    if index._recent:
+        index._merge()
+    arr = index._sorted
+    covered, prefix = _prefix_sha256(ids_path, None)
+    header = _HEADER.pack(_MAGIC, covered, len(arr), prefix, hashlib.sha256(arr.tobytes()).digest())
+    target = ids_path.with_name(CACHE_NAME)
+    tmp = target.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(header)
+        arr.tofile(f)
+    os.replace(tmp, target)
+
+
+def load_cache(ids_path: Path) -> tuple[np.ndarray, int] | None:
+    """The cached sorted digests and how many bytes of ``ids_path`` they cover, if still valid."""
+    target = ids_path.with_name(CACHE_NAME)
+    try:
+        with open(target, "rb") as f:
+            head = f.read(_HEADER.size)
+            if len(head) < _HEADER.size:
+                return None
+            magic, covered, count, prefix, digests = _HEADER.unpack(head)
+            if magic != _MAGIC:
+                return None
+            arr = np.fromfile(f, dtype=_DTYPE, count=count)
+    except OSError:
+        return None
+    if len(arr) != count or hashlib.sha256(arr.tobytes()).digest() != digests:
+        return None
+    try:
+        if _prefix_sha256(ids_path, covered) != (covered, prefix):
+            return None
+    except OSError:
+        return None
+    return arr, covered
+
+
+def _prefix_sha256(path: Path, size: int | None) -> tuple[int, bytes]:
+    """(bytes hashed, sha256) of the first ``size`` bytes of ``path`` (all of it when None)."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while size is None or n < size:
+            chunk = f.read(1 << 20 if size is None else min(1 << 20, size - n))
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.digest()

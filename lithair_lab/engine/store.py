@@ -31,6 +31,7 @@ from ..errors import CheckpointError, DuplicateEventError, FormatError, InvalidE
 from ..formats import bincode, checkpoint, layout
 from ..formats.envelope import U64_MAX, Envelope, RawJSON, event_hash
 from .config import StoreConfig
+from . import dedup
 from .dedup import DedupIndex, DigestBatch
 from .lock import LOCK_NAME, DirectoryLock
 from .recovery import Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
@@ -350,8 +351,12 @@ class Store:
     def _load_dedup(self, tail_ids: DigestBatch, files: list[Path], on_damage: OnDamage) -> DedupIndex:
         """The idempotence set: ``dedup.raftids`` plus the ids of the records replayed after the checkpoint."""
         ids_path = self.path / layout.DEDUP
+        index = DedupIndex()
         if self.config.dedup_persist and ids_path.exists():
-            self._read_ids(ids_path, tail_ids)
+            cached = dedup.load_cache(ids_path)
+            if cached is not None:
+                index.load_sorted(cached[0])
+            self._read_ids(ids_path, tail_ids, start=cached[1] if cached is not None else 0)
         elif self._from_checkpoint:
             # no durable index: the ids of the covered prefix are only in the journal
             for f in files:
@@ -359,14 +364,15 @@ class Store:
                     for rec in JournalReader(f, enc, on_damage=on_damage, tail_is_torn=False):
                         if rec.env is not None:
                             tail_ids.add(rec.env.event_id.encode())
-        index = DedupIndex()
         index.merge(tail_ids)
         return index
 
-    def _read_ids(self, ids_path: Path, batch: DigestBatch) -> None:
-        """Stream ``dedup.raftids`` into ``batch``; a torn last id is cut aside, never taken for an id."""
+    def _read_ids(self, ids_path: Path, batch: DigestBatch, *, start: int = 0) -> None:
+        """Stream ``dedup.raftids`` (from ``start``, a line boundary) into ``batch``; a torn last
+        id is cut aside, never taken for an id."""
         rest = b""
         with open(ids_path, "rb") as f:
+            f.seek(start)
             while chunk := f.read(1 << 20):
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
@@ -569,7 +575,10 @@ class Store:
         """
         with self._lock:
             self._check_open()
-            return self._write_checkpoint()
+            cp = self._write_checkpoint()
+            if self._writer.ids is not None:
+                dedup.save_cache(self._dedup, self._writer.ids.path)  # after the barrier: every id is in the file
+            return cp
 
     def compact(self, policy: CompactionPolicy, *, now: datetime | None = None) -> CompactionReport:
         """Compact the journal with ``policy``, safely; appends from other threads go on.
