@@ -60,8 +60,10 @@ def serve(
 
     policy = None
     if compaction == "smart":
-        tuned = {} if compact_threshold is None else {"threshold": compact_threshold, "keep_recent": compact_threshold // 10}
-        policy = SmartCompaction(**tuned)
+        if compact_threshold is None:
+            policy = SmartCompaction()  # the seed's figures: at 10,000 records keep 1,000
+        else:
+            policy = SmartCompaction(threshold=compact_threshold, keep_recent=compact_threshold // 10)
     elif compact_threshold is not None:
         raise click.UsageError("`--compact-threshold` needs `--compaction smart`")
     serve_models(

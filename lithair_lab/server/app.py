@@ -77,7 +77,8 @@ class JSONResponse(Response):
 
 def error_response(exc: BaseException) -> JSONResponse:
     """The one mapping from exceptions to HTTP errors."""
-    status, kind, details = 500, "internal", {}
+    status, kind = 500, "internal"
+    details: dict[str, Any] = {}
     if isinstance(exc, RequestError):
         status, kind = exc.status, exc.kind
     elif isinstance(exc, NotFoundError):

@@ -242,7 +242,7 @@ class ModelStore:
         if obj is None:
             msg = f"`{m.name}` `{key}` not found"
             raise NotFoundError(msg)
-        return dict(obj) if isinstance(obj, dict) else obj  # type: ignore[no-any-return]
+        return dict(obj) if isinstance(obj, dict) else obj
 
     def count(self, model: str) -> int:
         """How many entities ``model`` holds."""

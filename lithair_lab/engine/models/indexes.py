@@ -40,7 +40,7 @@ class SecondaryIndex:
         self.index = index
         self.entries: dict[Hashable, set[str]] = {}
 
-    def key_of(self, obj: dict[str, Any]) -> Hashable:
+    def key_of(self, obj: dict[str, Any]) -> tuple[Hashable, ...]:
         return tuple(norm(obj.get(f)) for f in self.index.fields)
 
     def add(self, key: str, obj: dict[str, Any]) -> None:
@@ -60,7 +60,7 @@ class SecondaryIndex:
     def conflicts(self, key: str, obj: dict[str, Any]) -> set[str]:
         """Other entities holding the same values (null never conflicts)."""
         k = self.key_of(obj)
-        if any(part == ("z",) for part in k):  # type: ignore[union-attr]
+        if any(part == ("z",) for part in k):
             return set()
         return self.entries.get(k, set()) - {key}
 

@@ -118,9 +118,9 @@ class Field:
     default: Any = _MISSING
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "type", _type_name(self.type))  # type: ignore[arg-type]
-        if self.has_default and not (self.default is None and self.nullable) and not matches_type(self.default, self.type):
-            msg = f"field `{self.name}`: default `{_short(self.default)}` is {json_type_of(self.default)}, not {self.type}"
+        object.__setattr__(self, "type", _type_name(self.type))
+        if self.has_default and not (self.default is None and self.nullable) and not matches_type(self.default, self.json_type):
+            msg = f"field `{self.name}`: default `{_short(self.default)}` is {json_type_of(self.default)}, not {self.json_type}"
             raise ValueError(msg)
         if self.foreign_key is not None:
             target = self.foreign_key.split(".", 1)[0]
@@ -139,6 +139,11 @@ class Field:
         elif self.on_force_delete is not None:
             msg = f"field `{self.name}`: `on_force_delete` only applies to a `foreign_key` field"
             raise ValueError(msg)
+
+    @property
+    def json_type(self) -> str | None:
+        """The JSON type name (``type`` as given is normalized to it on construction)."""
+        return self.type if isinstance(self.type, str) else _type_name(self.type)
 
     @property
     def has_default(self) -> bool:
@@ -261,7 +266,7 @@ class Model:
 
     def parse_key(self, key: str) -> Any:
         """The primary-key value named by a URL/entity key (integers are parsed)."""
-        t = self.pk_field.type
+        t = self.pk_field.json_type
         if t in ("integer", "number"):
             try:
                 v = orjson.loads(key)
@@ -279,8 +284,8 @@ class Model:
                 msg = f"`{self.name}.{f.name}` may not be null\n\nGive a value, or declare the field with `nullable=True`."
                 raise ValidationError(msg, model=self.name, field=f.name)
             return
-        if not matches_type(value, f.type):
-            msg = f"`{self.name}.{f.name}` must be {f.type}, got {json_type_of(value)} `{_short(value)}`"
+        if not matches_type(value, f.json_type):
+            msg = f"`{self.name}.{f.name}` must be {f.json_type}, got {json_type_of(value)} `{_short(value)}`"
             raise ValidationError(msg, model=self.name, field=f.name)
 
     def _check_object(self, obj: Any) -> dict[str, Any]:
@@ -355,7 +360,7 @@ class Model:
         Field types, ``on_force_delete`` and ``strict`` have no upstream key; they
         are kept under ``lithair_lab`` keys, which upstream readers ignore.
         """
-        fields = {}
+        fields: dict[str, Any] = {}
         for f in self.fields:
             fields[f.name] = {
                 "primary_key": f.primary_key,
@@ -371,7 +376,7 @@ class Model:
                 "validation_rules": [],
                 "permissions": {"read_permission": None, "write_permission": None, "owner_field": False},
                 "default_value": _schema_default(f),
-                "lithair_lab_type": f.type,
+                "lithair_lab_type": f.json_type,
                 "lithair_lab_on_force_delete": f.on_force_delete,
             }
         return {
