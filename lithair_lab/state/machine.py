@@ -91,6 +91,7 @@ class TimeMachine:
         found = list(rows.anomalies)
         self._models = {}
         self._has_value: dict[str, bool] = {}
+        self._suffix_min: dict[str, pl.Series] = {}
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold._flags(model.rows.lazy(), check_json=True).collect()
@@ -100,7 +101,11 @@ class TimeMachine:
             decoded = decoded.drop("event_type", "event_id", "op").with_columns(
                 pl.when(pl.col(fold.IS_OBJ).not_()).then(pl.col("payload"))
             )
-            self._models[name] = fold.ModelRows(decoded.sort(fold.ORD), fields)
+            decoded = decoded.sort(fold.ORD)
+            self._models[name] = fold.ModelRows(decoded, fields)
+            # suffix_min[i]: the earliest timestamp from row i on (non-decreasing),
+            # so the rows a time query needs end where it passes the moment.
+            self._suffix_min[name] = decoded["timestamp"].reverse().cum_min().reverse().fill_null(strategy="forward").fill_null(strategy="backward")
             self._has_value[name] = bool(decoded.select((pl.col(fold.IS_OBJ).not_() & (pl.col("action") != "delete")).any()).item())
         self._names = sorted({*self._models, *(str(m) for m in h.events["model"].drop_nulls().unique())})
         self.anomalies = _concat_anomalies(found)
@@ -185,7 +190,12 @@ class TimeMachine:
             # From the first record on, the rows of a compacted history's
             # starting state (ORD -1) come first.
             lo = 0 if position <= self._first else rows[fold.ORD].search_sorted(position, side="left")
-            hi = rows.height if m.position is None else rows[fold.ORD].search_sorted(m.position, side="left")
+            if m.position is not None:
+                hi = rows[fold.ORD].search_sorted(m.position, side="left")
+            elif m.time is not None:
+                hi = self._suffix_min[name].search_sorted(m.time, side="right")
+            else:
+                hi = rows.height
             frame = base.get(name)
             if hi <= lo:
                 if frame is not None:
