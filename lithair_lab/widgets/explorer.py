@@ -150,8 +150,8 @@ class TimeTravelExplorer(Workbench):
     def _header(self, frame: pl.DataFrame, n: int, at: dt.datetime | None) -> str:
         when = at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "before the first event"
         return (
-            f"<b>{len(frame):,}</b> live <code>{escape(self.model.value)}</code> entities after "
-            f"<b>{n:,}</b> of {self.slider_end():,} records ({escape(when)})"
+            f'<span class="ll-explorer-header"><b>{len(frame):,}</b> live <code>{escape(self.model.value)}</code>'
+            f" entities after <b>{n:,}</b> of {self.slider_end():,} records ({escape(when)})</span>"
         )
 
     def _table(self, frame: pl.DataFrame) -> str:
