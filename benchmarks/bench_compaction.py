@@ -109,7 +109,7 @@ def _appender(store, stop: threading.Event, pauses: list[float], start: int) -> 
 
 
 def bench_engine(src: Path, n: int) -> list[Row]:
-    runs, worst, baseline = [], [], []
+    runs, worst, baseline, held = [], [], [], []
     for r in range(2):
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp) / "store"
@@ -133,6 +133,7 @@ def bench_engine(src: Path, n: int) -> list[Row]:
                     if with_compaction:
                         took = span
                         runs.append(span)
+                        held.append(report.locked_seconds)
                         carried = report.carried
     return [
         Row(AREA, f"engine compaction of {n:,} events (smart defaults)", Timing(tuple(runs)), "s", notes={"carried": carried}),
@@ -140,6 +141,7 @@ def bench_engine(src: Path, n: int) -> list[Row]:
             AREA, "longest append pause during compaction", Timing(tuple(worst)), "s",
             "longest pause without compaction", Timing(tuple(baseline)),
         ),  # fmt: skip
+        Row(AREA, "longest hold of the write lock by the compaction", Timing(tuple(held)), "s"),
     ]
 
 

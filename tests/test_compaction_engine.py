@@ -131,8 +131,9 @@ def test_a_concurrent_appender_loses_nothing(tmp_path: Path) -> None:
         t = threading.Thread(target=appender)
         t.start()
         time.sleep(0.02)
-        s.compact(SmartCompaction(threshold=1000, keep_recent=100))
+        report = s.compact(SmartCompaction(threshold=1000, keep_recent=100))
         stop.set()
+        assert 0 < report.locked_seconds < report.seconds
         t.join()
         state, count = copy.deepcopy(s.state), s.event_count
     with open_store(d) as s:

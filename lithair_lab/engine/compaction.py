@@ -91,6 +91,9 @@ class CompactionReport:
         The backup directory of the replaced files (None when ``backups=0``).
     seconds
         Wall-clock duration.
+    locked_seconds
+        The longest time the compaction held the store's write lock (appends
+        wait for it): the barrier, a catch-up round, or the switch.
     """
 
     policy: str
@@ -102,10 +105,28 @@ class CompactionReport:
     bytes_after: int
     backup: Path | None
     seconds: float
+    locked_seconds: float
 
 
 def _noop(_: str) -> None:
     return None
+
+
+class _Held:
+    """The store's write lock, timing how long each hold lasts (what an appender may wait)."""
+
+    def __init__(self, store: Store) -> None:
+        self.lock = store._lock
+        self.longest = 0.0
+        self._since = 0.0
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self._since = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.longest = max(self.longest, time.perf_counter() - self._since)
+        self.lock.release()
 
 
 # ------------------------------------------------------------------ reading a generation
@@ -226,8 +247,9 @@ def compact(store: Store, policy: CompactionPolicy, *, now: datetime | None = No
 def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, t0: float) -> CompactionReport:
     path = store.path
     tidy_leftovers(store)
+    held = _Held(store)
     # 1. barrier
-    with store._lock:
+    with held:
         store._check_open()
         store._writer.drain()
         store._writer.sync_all()
@@ -286,14 +308,14 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         # most records appended meanwhile are copied without the lock; the switch copies the rest
         carried_bytes = ends.get(active, 0)
         for _ in range(3):
-            with store._lock:
+            with held:
                 store._writer.drain()
                 upto = active.stat().st_size
             if upto - carried_bytes < 1 << 20:
                 break
             carried_bytes += _carry_over(active, carried_bytes, upto, journal, sync=False)
         # 3. switch
-        with store._lock:
+        with held:
             store._writer.drain()
             store._writer.sync_all()
             carried_bytes += _carry_over(active, carried_bytes, active.stat().st_size, journal, sync=True)
@@ -358,6 +380,7 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         bytes_after=retained_bytes + carried_bytes,
         backup=backup,
         seconds=time.perf_counter() - t0,
+        locked_seconds=held.longest,
     )
 
 
