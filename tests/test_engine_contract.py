@@ -244,3 +244,54 @@ def test_eight_threads_with_duplicates_give_exact_tallies(make_store: MakeStore,
     assert_chain(envs)
     with make_store(reducers={"Added": add}) as store:
         assert store.state["Counter"] == live
+
+
+def test_duplicates_are_refused_after_a_truncating_compaction(make_store: MakeStore) -> None:
+    from lithair_lab.engine.policies import SmartCompaction
+
+    with make_store() as store:
+        for i in range(60):
+            store.append("ProductUpdated", {"id": "p0", "v": i}, aggregate_id="p0", event_id=f"u{i}")
+        report = store.compact(SmartCompaction(threshold=50, keep_recent=10))
+        assert report.retained < 60  # records were dropped from the journal
+        with pytest.raises(ll.DuplicateEventError):
+            store.append("ProductUpdated", {"id": "p0", "v": -1}, aggregate_id="p0", event_id="u3")
+    with make_store() as store:
+        assert store.state["Product"]["p0"]["v"] == 59
+        for eid in ("u0", "u3", "u59"):
+            with pytest.raises(ll.DuplicateEventError):
+                store.append("ProductUpdated", {"id": "p0", "v": -1}, aggregate_id="p0", event_id=eid)
+
+
+def test_a_reader_of_a_journal_being_written_sees_only_whole_records(make_store: MakeStore) -> None:
+    from lithair_lab.formats import bincode, jsonlines
+
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def reader(path: Path, binary: bool) -> None:
+        while not stop.is_set():
+            data = path.read_bytes() if path.exists() else b""
+            if binary:
+                pos = 0
+                while pos + 8 <= len(data):
+                    (n,) = bincode.LEN.unpack_from(data, pos)
+                    if pos + 8 + n > len(data):
+                        break  # a frame still being written: not a record yet
+                    bincode.decode_body(data[pos + 8 : pos + 8 + n])
+                    pos += 8 + n
+            else:
+                for line in data.split(b"\n")[:-1]:  # what follows the last newline is not a record yet
+                    if not jsonlines.split_line(line)[2]:
+                        bad.append(line[:60].decode(errors="replace"))
+
+    with make_store() as store:
+        t = threading.Thread(target=reader, args=(store.path / "events.raftlog", store.binary))
+        t.start()
+        try:
+            for i in range(300):
+                store.append("T", {"i": i, "pad": "x" * (i % 300)})
+        finally:
+            stop.set()
+            t.join()
+    assert not bad
