@@ -317,3 +317,22 @@ def test_vectorized_decoder_agrees_with_the_per_record_codec(lines: list[bytes])
         else:
             expected_records += 1
     assert (records.height, damage.height) == (expected_records, expected_damage)
+
+
+def test_checkpoint_left_behind_by_a_rotation_crash_is_trusted(tmp_path: Path) -> None:
+    """The engine's checkpoint of `events.raftlog` with `segments: k` may cover the start of `.k+1`."""
+    from builders import checkpoint_bytes
+
+    envs = crud_events(5)
+    d = tmp_path / "s"
+    d.mkdir()
+    rotated = json_lines(envs[:3])
+    (d / "events.raftlog.1").write_bytes(rotated)  # renamed by rotation; the re-checkpoint never happened
+    (d / layout.ACTIVE).write_bytes(json_lines(envs[3:]))
+    state = {"format": "lithair_lab.state/1", "events": 2, "segments": 0, "models": {}, "versions": {}}
+    (d / layout.SNAPSHOT).write_bytes(checkpoint_bytes(layout.ACTIVE, rotated, envs[:2], state))
+    assert ll.read(d)["event_id"].to_list() == [e.event_id for e in envs]
+    state["segments"] = None  # without the engine's hint the same manifest is not trusted
+    (d / layout.SNAPSHOT).write_bytes(checkpoint_bytes(layout.ACTIVE, rotated, envs[:2], state))
+    with pytest.raises(ll.CheckpointError):
+        ll.read(d)

@@ -145,11 +145,7 @@ def _checkpoint(d: Path, store: str) -> tuple[checkpoint.Checkpoint | None, str 
         named = None
     try:
         cp = checkpoint.parse_manifest(obj)
-        journal = d / cp.journal
-        if not journal.is_file():
-            raise ValueError(f"the checkpoint's journal `{cp.journal}` is missing")
-        with journal.open("rb") as f:
-            checkpoint.verify_prefix(cp, f)
+        _verify_journal(d, cp)
     except ValueError as e:
         problem = {
             "store": store, "file": layout.SNAPSHOT, "offset": 0, "line": None, "kind": "bad_checkpoint",
@@ -157,6 +153,29 @@ def _checkpoint(d: Path, store: str) -> tuple[checkpoint.Checkpoint | None, str 
         }  # fmt: skip
         return None, named, [problem]
     return cp, cp.journal, []
+
+
+def _verify_journal(d: Path, cp: checkpoint.Checkpoint) -> None:
+    """Check the checkpoint's journal prefix; raises ValueError naming the problem.
+
+    The engine's checkpoint states of ``events.raftlog`` carry ``segments: k``; after a
+    crash between a rotation's rename and its re-checkpoint, the covered prefix
+    is that of segment ``.k+1`` (docs/ARCHITECTURE.md), which is accepted too.
+    """
+    journal = d / cp.journal
+    if not journal.is_file():
+        raise ValueError(f"the checkpoint's journal `{cp.journal}` is missing")
+    try:
+        with journal.open("rb") as f:
+            checkpoint.verify_prefix(cp, f)
+    except ValueError:
+        state = orjson.loads(cp.state)
+        k = state.get("segments") if isinstance(state, dict) else None
+        moved = d / f"{layout.ACTIVE}.{k + 1}" if isinstance(k, int) and cp.journal == layout.ACTIVE else None
+        if moved is None or not moved.is_file():
+            raise
+        with moved.open("rb") as f:
+            checkpoint.verify_prefix(cp, f)
 
 
 def _preview(data: bytes) -> str:
