@@ -91,9 +91,9 @@ def _load_run(base: Path, n: int) -> dict[str, float]:
 
 
 def run(quick: bool, repeat: int = 3) -> list[Row]:
-    loop1, loop2 = (200, 1_000) if quick else (1_000, 10_000)
-    load_n = 2_000 if quick else 10_000
-    threshold = 500 if quick else 10_000
+    loop1, loop2 = (100, 500) if quick else (1_000, 10_000)
+    load_n = 1_000 if quick else 10_000
+    threshold = 250 if quick else 10_000
     seeds, loads = [], []
     for _ in range(repeat):  # each run on fresh directories and a fresh server
         with tempfile.TemporaryDirectory() as tmp:
