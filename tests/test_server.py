@@ -363,3 +363,11 @@ def test_serve_shop_over_the_bundled_shop_dataset(tmp_path: Path) -> None:
         assert c.patch(f"/api/orders/{order['id']}", json={"status": "paid"}).json()["status"] == "paid"
         expect_error(c.delete(f"/api/users/{order['user_id']}"), 409, "protected", f"`Order` `{order['id']}`")
         assert c.get("/metrics").json()["critical_events"] > 0
+
+
+def test_cli_reports_a_taken_port_in_one_line(tmp_path: Path, server: RunningServer) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    result = CliRunner().invoke(main, ["serve", str(tmp_path / "d"), "--shop", "--port", port])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: [Errno ")
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output

@@ -66,6 +66,9 @@ def serve(
             policy = SmartCompaction(threshold=compact_threshold, keep_recent=compact_threshold // 10)
     elif compact_threshold is not None:
         raise click.UsageError("`--compact-threshold` needs `--compaction smart`")
-    serve_models(
-        path, models or None, host=host, port=port, max_body_bytes=max_body_bytes, compaction=policy, on_ready=ready, mode=mode, fsync=fsync
-    )
+    try:
+        serve_models(
+            path, models or None, host=host, port=port, max_body_bytes=max_body_bytes, compaction=policy, on_ready=ready, mode=mode, fsync=fsync
+        )
+    except OSError as e:  # the port is taken, the address is not ours, the directory cannot be written...
+        raise click.ClickException(str(e)) from e

@@ -30,9 +30,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from e
     sock.set_inheritable(True)
     return sock
 
