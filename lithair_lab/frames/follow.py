@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from lithair_lab.formats import batch
+from lithair_lab.formats import batch, layout
 from lithair_lab.formats.schema import DAMAGE_SCHEMA, EVENT_COLUMNS, EVENT_SCHEMA
 
 from .stores import Store, find_stores, plan
@@ -31,6 +31,7 @@ class Follower:
         self._on_damage = on_damage
         self._positions: dict[tuple[int, int], tuple[int, int]] = {}  # (dev, ino) -> (offset, line)
         self._seq: dict[str, int] = {}
+        self._plans: dict[str, tuple[object, list[Path]]] = {}
         self.damage = pl.DataFrame(schema=DAMAGE_SCHEMA)
         """Damage met so far (with ``on_damage="report"``)."""
 
@@ -44,12 +45,23 @@ class Follower:
         """
         frames = []
         for store in self._stores:
-            p = plan(store, strict=self._on_damage == "raise")
-            for journal in p.journals:
+            for journal in self._journals(store):
                 frames.extend(self._read(store, journal))
         return pl.concat(frames) if frames else pl.DataFrame(schema=EVENT_SCHEMA)
 
     __call__ = poll
+
+    def _journals(self, store: Store) -> list[Path]:
+        """The store's journals; re-planned (checkpoint re-verified) only when its files change."""
+        d = store.directory
+        names = tuple(sorted(p.name for p in d.iterdir() if layout.LITHAIR_FILE.fullmatch(p.name)))
+        snap = d / layout.SNAPSHOT
+        key = (names, snap.stat().st_mtime_ns if snap.exists() else 0)
+        cached = self._plans.get(store.name)
+        if cached is None or cached[0] != key:
+            cached = (key, plan(store, strict=self._on_damage == "raise").journals)
+            self._plans[store.name] = cached
+        return cached[1]
 
     def _read(self, store: Store, journal: Path) -> list[pl.DataFrame]:
         try:
