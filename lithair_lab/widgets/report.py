@@ -14,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from ..engine.dedup import CACHE_NAME
+from ..engine.lock import LOCK_NAME
 from ..formats import layout
 
 ROLES: tuple[tuple[str, str], ...] = (
@@ -23,6 +25,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("snapshot", "snapshot or checkpoint manifest"),
     ("meta", "write-once metadata"),
     ("dedup", "idempotence index"),
+    ("dedup cache", "digests of the idempotence index, saved with each checkpoint"),
     ("index", "derived offset index"),
     ("lock", "the writer's advisory lock"),
     ("leftover", "leftover of an interrupted checkpoint"),
@@ -45,7 +48,8 @@ def role(name: str) -> str:
         layout.META: "meta",
         layout.DEDUP: "dedup",
         layout.INDEX: "index",
-        ".lithair_lab.lock": "lock",
+        LOCK_NAME: "lock",
+        CACHE_NAME: "dedup cache",
     }.get(name, "leftover" if name.startswith("native-snapshot-") else "other")
 
 
