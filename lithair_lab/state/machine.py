@@ -216,7 +216,9 @@ class TimeMachine:
                 plan = pl.concat([untouched.select(columns), plan.select(columns)], how="vertical_relaxed").sort(KEY)
             plans[name] = plan.select(columns)
         names = list(plans)
-        return dict(zip(names, pl.collect_all([plans[n] for n in names]), strict=True))
+        # Per-query plans are small: the in-memory engine runs them about twice
+        # as fast as the streaming one (measured in benchmarks/bench_state.py).
+        return dict(zip(names, pl.collect_all([plans[n] for n in names], engine="in-memory"), strict=True))
 
     def _empty(self, name: str) -> pl.DataFrame:
         model = self._models.get(name)
