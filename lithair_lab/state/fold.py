@@ -151,7 +151,7 @@ def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) ->
     return fixed, anomalies.cast(ANOMALY_SCHEMA)  # type: ignore[arg-type]
 
 
-def _flags(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
+def flag_rows(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
     """Per row: is it in its entity's current life, is it from the base on, anomalies.
 
     With ``check_json`` every payload is parsed to tell invalid JSON (which the
@@ -245,7 +245,7 @@ def fold_model(
     ``VALUE`` when an entity's value is not an object) and an anomaly frame.
     Rows already decoded (``model.fields`` set) are folded as they are.
     """
-    flagged = _flags(model.rows.lazy(), check_json=check_json).collect()
+    flagged = flag_rows(model.rows.lazy(), check_json=check_json).collect()
     contributing = flagged.filter(pl.col("_contributes"))
     if model.fields is None:
         try:

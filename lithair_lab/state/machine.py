@@ -94,7 +94,7 @@ class TimeMachine:
         self._suffix_min: dict[str, pl.Series] = {}
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
-            flagged = fold._flags(model.rows.lazy(), check_json=True).collect()
+            flagged = fold.flag_rows(model.rows.lazy(), check_json=True).collect()
             found.append(fold.anomalies_of(flagged.lazy(), name).collect())
             decoded, fields = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
             # Keep what a fold reads: the payload text only where the value is not an object.
@@ -209,7 +209,7 @@ class TimeMachine:
                 keys = window.select(KEY).unique()
                 start = _as_start(frame.lazy().join(keys, on=KEY, how="semi"), model.fields)
                 window = pl.concat([start, window], how="diagonal_relaxed")
-            flagged = fold._flags(window, check_json=False)
+            flagged = fold.flag_rows(window, check_json=False)
             plan = fold.state_plan(flagged, flagged.filter(pl.col("_contributes")), model.fields or [])
             if frame is not None and frame.height:
                 untouched = frame.lazy().join(keys, on=KEY, how="anti")

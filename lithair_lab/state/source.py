@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import polars as pl
 
 from lithair_lab.errors import CheckpointError, HorizonError, LithairLabWarning
 from lithair_lab.formats import checkpoint, layout
-from lithair_lab.formats.schema import EVENT_SCHEMA
 
 from .moment import UTC, Moment
 
@@ -57,7 +56,6 @@ class History:
     events: pl.DataFrame
     start: Start | None = None
     path: Path | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def horizon(self) -> Moment | None:
@@ -205,8 +203,3 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
         versions=state.get("versions", {}),
         complete=complete,
     )
-
-
-def empty_events() -> pl.DataFrame:
-    """An event frame with no rows."""
-    return pl.DataFrame(schema=EVENT_SCHEMA)
