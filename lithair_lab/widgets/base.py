@@ -32,7 +32,7 @@ class Workbench:
 
 
 def show_chart(output: w.Output, chart: Any, *, static: bool = False) -> None:
-    """Put a chart into an Output widget without going through ``display``.
+    """Put a chart (Altair, or a Vega-Lite spec as a dict) into an Output widget without ``display``.
 
     Setting the outputs directly costs no formatter round trip, works outside a
     kernel (nothing is printed), and skips the PNG unless ``static`` is True: a
@@ -40,7 +40,8 @@ def show_chart(output: w.Output, chart: Any, *, static: bool = False) -> None:
     """
     from ..viz.render import mimebundle
 
-    output.outputs = ({"output_type": "display_data", "data": mimebundle(chart.to_dict(), static=static), "metadata": {}},)
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    output.outputs = ({"output_type": "display_data", "data": mimebundle(spec, static=static), "metadata": {}},)
 
 
 def frame_html(frame: pl.DataFrame, *, css_class: str, rows: int) -> str:

@@ -90,7 +90,10 @@ class TimeTravelExplorer(Workbench):
         self.header = w.HTML()
         self.table = w.HTML()
         self.chart = w.Output()
-        self._rate = event_rate(self.events.lazy()).properties(height=140, width=600)
+        # The chart's spec is built once; a step only moves the rule that marks the moment.
+        rate = event_rate(self.events.lazy()).properties(height=140, width=600)
+        rule = alt.Chart(alt.Data(values=[])).mark_rule(color="#D55E00", strokeWidth=2).encode(x="at:T")
+        self._spec: dict[str, Any] = (rate + rule).to_dict()
         self.last_step_s = 0.0
         self.slider.observe(lambda _: self.refresh(), "value")
         self.model.observe(lambda _: self.refresh(), "value")
@@ -159,11 +162,9 @@ class TimeTravelExplorer(Workbench):
             frame = frame.sort("_changed_seq", descending=True)
         return frame_html(frame.head(self.rows), css_class=TABLE_CLASS, rows=self.rows)
 
-    def _chart(self, at: dt.datetime | None) -> alt.LayerChart | alt.Chart:
-        if at is None:
-            return self._rate
-        rule = alt.Chart(pl.DataFrame({"at": [at]})).mark_rule(color="#D55E00", strokeWidth=2).encode(x="at:T")
-        return self._rate + rule
+    def _chart(self, at: dt.datetime | None) -> dict[str, Any]:
+        self._spec["layer"][1]["data"] = {"values": [{"at": at.isoformat()}] if at is not None else []}
+        return self._spec
 
     def static_html(self) -> str:
         frame = self.state()
