@@ -36,3 +36,35 @@ def test_bundled_data_stays_small() -> None:
 def test_unknown_bundled_name_is_a_clear_error() -> None:
     with pytest.raises(NotFoundError, match="no bundled dataset `shoe`"):
         datasets.path("shoe")
+
+
+def test_era_b_directory_looks_like_upstream_left_it() -> None:
+    import polars as pl
+
+    import lithair_lab as ll
+
+    path = datasets.path("upstream-era-b")
+    events = ll.read(path)
+    envelopes = events.filter(pl.col("record_kind") == "envelope")
+    assert envelopes["event_type"].str.starts_with("my_app::models::").all()
+    assert envelopes["event_hash"].is_null().all()
+    # Era B CRUD ids are Model:Op:pk, so every update of a key repeats its id
+    assert envelopes.filter(pl.col("op") == "Updated")["event_id"].is_duplicated().any()
+    assert set(events["encoding"]) == {"crc", "legacy"}
+    assert events.filter(pl.col("record_kind") == "raw").height == 10
+    line = (path / "events.raftlog").read_bytes().splitlines()[0]
+    assert b'"event_hash"' not in line and b'"previous_hash"' not in line  # omitted, not null
+    assert sorted(p.name for p in path.iterdir()) == ["events.raftlog", "events.raftlog.1", "meta.raftmeta", "state.raftsnap"]
+    assert ll.read_meta(path)["created_at"] == "2024-01-01T00:00:00Z"
+
+
+def test_damaged_directory_has_exactly_the_documented_damage() -> None:
+    import lithair_lab as ll
+    from lithair_lab.datasets.bundled import FLIPPED_LINE, TORN_BYTES
+
+    damage = ll.read_damage(datasets.path("damaged"))
+    assert damage.select("file", "line", "kind").rows() == [
+        ("events.raftlog.1", FLIPPED_LINE, "bad_crc"),
+        ("events.raftlog", 72, "torn_tail"),
+    ]
+    assert f"the last {TORN_BYTES} bytes" in damage["detail"][1]
