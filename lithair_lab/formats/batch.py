@@ -46,7 +46,7 @@ Encoding = Literal["json", "binary", "unframed_binary", "empty"]
 RECORD_SCHEMA: dict[str, pl.DataType] = {k: v for k, v in EVENT_SCHEMA.items() if k not in ("seq", "store")}
 _DAMAGE_COLUMNS = {k: v for k, v in DAMAGE_SCHEMA.items() if k != "store"}
 
-CHUNK_SIZE = 64 << 20
+CHUNK_SIZE = 16 << 20
 MAX_RECORD_SIZE = 256 << 20
 HEAD_SIZE = 64 << 10  # bytes looked at to detect a file's encoding
 RAW_PREVIEW = 200  # bytes of a damaged record shown in the damage report
