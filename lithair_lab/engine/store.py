@@ -352,13 +352,13 @@ class Store:
         """The idempotence set: ``dedup.raftids`` plus the ids of the records replayed after the checkpoint."""
         ids_path = self.path / layout.DEDUP
         index = DedupIndex()
-        if self.config.dedup_persist and ids_path.exists():
+        if ids_path.exists():  # read even with dedup_persist off: it may hold ids of compacted-away events
             cached = dedup.load_cache(ids_path)
             if cached is not None:
                 index.load_sorted(cached[0])
             self._read_ids(ids_path, tail_ids, start=cached[1] if cached is not None else 0)
-        elif self._from_checkpoint:
-            # no durable index: the ids of the covered prefix are only in the journal
+        if self._from_checkpoint and not (self.config.dedup_persist and ids_path.exists()):
+            # no durable index kept: the ids of the covered prefix are only in the journal
             for f in files:
                 if (enc := detect_encoding(f)) is not None:
                     for rec in JournalReader(f, enc, on_damage=on_damage, tail_is_torn=False):
