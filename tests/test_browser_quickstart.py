@@ -80,7 +80,7 @@ def lab(tmp_path: Path) -> Iterator[str]:
 
 def _wait_for_change(page: object, before: str) -> None:
     page.wait_for_function(  # type: ignore[attr-defined]
-        "before => document.querySelector('.jp-OutputArea .ll-entity-table').innerText !== before",
+        "before => document.querySelector('.jp-OutputArea .widget-box .ll-entity-table').innerText !== before",
         arg=before, timeout=30_000,
     )  # fmt: skip
 
@@ -99,7 +99,7 @@ def test_quickstart_runs_and_the_time_travel_slider_changes_the_table(lab: str) 
             page.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=90_000)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
-            table = page.locator(".jp-OutputArea .ll-entity-table").first
+            table = page.locator(".jp-OutputArea .widget-box .ll-entity-table").first
             try:
                 table.wait_for(timeout=120_000)
             except Exception:
@@ -109,7 +109,7 @@ def test_quickstart_runs_and_the_time_travel_slider_changes_the_table(lab: str) 
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback"
             )
             before = table.inner_text()
-            assert "after 4,000 of 4,000 records" in page.locator(".jp-OutputArea .ll-explorer-header").first.inner_text()
+            assert "after 4,000 of 4,000 records" in page.locator(".jp-OutputArea .widget-box .ll-explorer-header").first.inner_text()
             # Move the slider as a user does: grab the handle and go back to the start of the log...
             handle = page.locator(".jp-OutputArea .widget-slider .noUi-handle").first
             handle.scroll_into_view_if_needed()
@@ -125,10 +125,12 @@ def test_quickstart_runs_and_the_time_travel_slider_changes_the_table(lab: str) 
             page.keyboard.type("1000")
             page.keyboard.press("Enter")
             _wait_for_change(page, empty)
-            header = page.locator(".jp-OutputArea .ll-explorer-header").first.inner_text()
+            header = page.locator(".jp-OutputArea .widget-box .ll-explorer-header").first.inner_text()
             assert "after 1,000 of 4,000 records" in header
             middle = table.inner_text()
             assert middle not in (before, empty)
+            static = page.locator(".jp-OutputArea .ll-static").first  # the fallback for HTML exports...
+            assert static.count() == 1 and static.is_hidden()  # ...hides itself where the widget renders
             if page.get_by_role("button", name="No").count():
                 page.get_by_role("button", name="No").first.click()  # the news toast would hide the chart
             table.scroll_into_view_if_needed()

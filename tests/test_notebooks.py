@@ -26,6 +26,13 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    if path.stem == "00_quickstart":
+        # A plain HTML export (no widget state, no network) still shows the explorer's table and the charts.
+        from nbconvert import HTMLExporter
+
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        assert 'class="ll-static"' in html and "ll-entity-table" in html and "live <code>Product</code>" in html
+        assert html.count("data:image/png;base64") >= 2
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])

@@ -16,7 +16,6 @@ from lithair_lab.widgets import CompactionLab, StoreInspector, TimeTravelExplore
 from lithair_lab.widgets.explorer import TABLE_CLASS
 
 SHOP = ll.datasets.path("shop")
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +59,7 @@ def test_explorer_model_choice_and_time_slider(machine: TimeMachine) -> None:
 
 def test_explorer_renders_statically_too(machine: TimeMachine) -> None:
     ex = TimeTravelExplorer(SHOP, model="User", machine=machine, rows=5)
-    bundle = ex._repr_mimebundle_()
-    assert WIDGET_VIEW in bundle
-    html = bundle["text/html"]
+    html = ex.static_html()
     assert TABLE_CLASS in html and "live <code>User</code>" in html
     assert html.count("<tr>") == 2 + 5  # names and dtypes, then the 5 most recently changed users
 
@@ -89,7 +86,7 @@ def test_compaction_lab_follows_its_controls() -> None:
     assert lab.simulation is good
     lab.keep_recent.value = 50
     assert lab.status.value == ""
-    html = lab._repr_mimebundle_()["text/html"]
+    html = lab.static_html()
     assert "<svg" in html and "ll-compaction-summary" in html and "SmartCompaction" in html
 
 

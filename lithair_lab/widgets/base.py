@@ -9,12 +9,21 @@ import ipywidgets as w
 import polars as pl
 
 
+# Hide the static view of a cell whose widget did render. A plain HTML export (no
+# widget state saved) has no rendered widget, so the static view shows there.
+_HIDE_WHEN_LIVE = (
+    "<style>.jp-OutputArea:has(.widget-box) > .jp-OutputArea-child:has(.ll-static),"
+    " .output:has(.widget-box) > .output_area:has(.ll-static) { display: none; }</style>"
+)
+
+
 class Workbench:
     """A widget with a static fallback.
 
-    In JupyterLab the live widget (:attr:`widget`) is shown. The same display
-    also carries ``text/html`` (:meth:`static_html`): what a frontend without
-    widget support, or an HTML export that chose it, shows instead.
+    Displaying it shows two outputs: the live widget (:attr:`widget`) and its
+    static view (:meth:`static_html`), which hides itself wherever the widget
+    renders. So JupyterLab shows the widget, and a frontend without widget
+    support, or an HTML export of the notebook, shows the static view.
     """
 
     widget: w.Widget
@@ -22,10 +31,11 @@ class Workbench:
     def static_html(self) -> str:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/html"] = self.static_html()
-        return bundle
+    def _ipython_display_(self) -> None:
+        from IPython.display import HTML, display
+
+        display(self.widget)
+        display(HTML(f'{_HIDE_WHEN_LIVE}<div class="ll-static">{self.static_html()}</div>'))
 
     def _repr_html_(self) -> str:
         return self.static_html()
