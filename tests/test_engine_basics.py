@@ -79,3 +79,36 @@ def test_a_dropped_store_releases_its_lock(tmp_path: Path) -> None:
     del store
     with ll.open_store(tmp_path) as again:
         assert again.event_count == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "group"])
+def test_a_failed_write_stops_the_store_until_reopened(tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from lithair_lab.engine import writers
+
+    store = ll.open_store(tmp_path, mode=mode)
+    store.append("T", {"i": 0}, event_id="ok")
+    store.flush()
+    real = writers.AppendFile.write
+
+    def full_disk(self: writers.AppendFile, data: bytes) -> None:
+        if self.path.name == "events.raftlog":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, data)
+
+    monkeypatch.setattr(writers.AppendFile, "write", full_disk)
+    with pytest.raises(OSError):
+        store.append("T", {"i": 1}, event_id="lost")
+        store.flush()  # async: the failure surfaces at the barrier
+    with pytest.raises((ll.LithairLabError, OSError), match="reopen|open the directory again|writer thread failed"):
+        store.append("T", {"i": 2}, event_id="after")
+    monkeypatch.setattr(writers.AppendFile, "write", real)
+    if mode == "sync":
+        store.close()
+    else:
+        with pytest.raises(OSError):
+            store.close()  # the writer thread's failure is reported again; the lock is released anyway
+    with ll.open_store(tmp_path) as again:
+        assert again.event_count == 1
+        again.append("T", {"i": 1}, event_id="lost")  # it was never written, so it is not a duplicate
