@@ -1,0 +1,209 @@
+"""Engine benchmark: append rates per durability mode, open (replay) time, dedup memory.
+
+``python -m benchmarks.bench_engine [--quick]``
+
+- appends/s for each mode with 1 writer and with 8 threads, beside the anchor:
+  raw ``orjson.dumps`` of the same envelopes + batched file writes (no CRC,
+  no chain, no dedup, no state);
+- group commit with 8 threads each calling ``append_many`` (100 per call);
+- open time of a journal of 1,000,000 events (full replay) and of a
+  checkpoint plus a 1,000-event tail;
+- memory of the dedup index per id at 10,000,000 ids.
+
+``--quick`` uses small sizes (a smoke run, well under a minute).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.harness import Row, Timing, markdown, measure
+from lithair_lab.engine import open_store
+from lithair_lab.engine.dedup import DedupIndex
+
+AREA = "engine"
+ENTITIES = 10_000
+
+
+def _event(i: int) -> tuple[str, dict[str, Any], str, str]:
+    key = f"p{i % ENTITIES}"
+    return "ProductUpdated", {"id": key, "price": i % 997, "stock": i % 13, "name": "Pen"}, f"ev-{i}", key
+
+
+def _split(n: int, threads: int) -> list[range]:
+    step = n // threads
+    return [range(t * step, (t + 1) * step) for t in range(threads)]
+
+
+def _run_threads(threads: int, n: int, body: Callable[[range], None]) -> None:
+    if threads == 1:
+        body(range(n))
+        return
+    pool = [threading.Thread(target=body, args=(r,)) for r in _split(n, threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+
+
+def anchor(path: Path, n: int, threads: int) -> None:
+    """orjson.dumps of each envelope, written in batches of 1,000 lines under one lock."""
+    lock = threading.Lock()
+    with open(path, "ab", buffering=0) as f:
+
+        def body(r: range) -> None:
+            batch: list[bytes] = []
+            for i in r:
+                event_type, payload, event_id, agg = _event(i)
+                env = {
+                    "event_type": event_type, "event_id": event_id, "timestamp": 1767225600,
+                    "payload": orjson.dumps(payload).decode(), "aggregate_id": agg,
+                    "event_hash": None, "previous_hash": None,
+                }  # fmt: skip
+                batch.append(orjson.dumps(env) + b"\n")
+                if len(batch) == 1000:
+                    with lock:
+                        f.write(b"".join(batch))
+                    batch.clear()
+            with lock:
+                f.write(b"".join(batch))
+
+        _run_threads(threads, n, body)
+
+
+def engine(path: Path, n: int, threads: int, opts: dict[str, Any], *, batch: int = 1) -> None:
+    """``append`` (or ``append_many`` of ``batch``) for n events, then close (a barrier)."""
+    with open_store(path, **opts) as store:
+        if batch == 1:
+
+            def body(r: range) -> None:
+                append = store.append
+                for i in r:
+                    event_type, payload, event_id, agg = _event(i)
+                    append(event_type, payload, event_id=event_id, aggregate_id=agg, timestamp=1767225600)
+
+        else:
+
+            def body(r: range) -> None:
+                for start in range(r.start, r.stop, batch):
+                    events = []
+                    for i in range(start, min(start + batch, r.stop)):
+                        event_type, payload, event_id, agg = _event(i)
+                        events.append({
+                            "event_type": event_type, "payload": payload, "event_id": event_id,
+                            "aggregate_id": agg, "timestamp": 1767225600,
+                        })  # fmt: skip
+                    store.append_many(events)
+
+        _run_threads(threads, n, body)
+
+
+def _timed(fn: Callable[[Path], None], repeat: int) -> Timing:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engine_"))
+    box: list[Path] = []
+
+    def setup() -> None:
+        if box:
+            shutil.rmtree(box.pop(), ignore_errors=True)
+        box.append(Path(tempfile.mkdtemp(dir=tmp)))
+
+    try:
+        return measure(lambda: fn(box[-1]), repeat=repeat, setup=setup)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def append_rows(quick: bool) -> list[Row]:
+    n = 10_000 if quick else 200_000
+    repeat = 3
+    rows: list[Row] = []
+    anchors = {t: _timed(lambda p, t=t: anchor(p / "raw.log", n, t), repeat).rate(n) for t in (1, 8)}
+    modes: list[tuple[str, dict[str, Any], int, str]] = [
+        ("sync", {"mode": "sync"}, n, ""),
+        ("async", {"mode": "async"}, n, "≥ 0.40× anchor"),
+        ("async binary", {"mode": "async", "binary": True}, n, ""),
+        ("group", {"mode": "group"}, 400 if quick else 5000, ""),
+        ("sync fsync/append", {"mode": "sync", "fsync": True}, 200 if quick else 3000, "disk-bound"),
+    ]
+    for name, opts, count, target in modes:
+        for threads in (1, 8):
+            rate = _timed(lambda p, o=opts, c=count, t=threads: engine(p, c, t, o), repeat).rate(count)
+            rows.append(
+                Row(AREA, f"append {name}, {threads} thread{'s' if threads > 1 else ''}", rate, "events/s",
+                    "orjson+batched writes", anchors[threads], higher_is_better=True,
+                    target=target if threads == 1 else ("≥ 100,000/s" if name == "group" else target),
+                    notes={"events": count})  # fmt: skip
+            )
+    rate = _timed(lambda p: engine(p, n, 8, {"mode": "group"}, batch=100), repeat).rate(n)
+    rows.append(
+        Row(AREA, "append group, 8 threads × append_many(100)", rate, "events/s", "orjson+batched writes",
+            anchors[8], higher_is_better=True, target="≥ 100,000/s", notes={"events": n})  # fmt: skip
+    )
+    return rows
+
+
+def open_rows(quick: bool) -> list[Row]:
+    n = 50_000 if quick else 1_000_000
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engine_open_"))
+    try:
+        d = tmp / "store"
+        with open_store(d, mode="async") as store:
+            for start in range(0, n, 1000):
+                store.append_many([
+                    dict(zip(("event_type", "payload", "event_id", "aggregate_id"), _event(i), strict=True))
+                    for i in range(start, start + 1000)
+                ])  # fmt: skip
+        size = (d / "events.raftlog").stat().st_size
+        full = measure(lambda: open_store(d).close(), repeat=1 if not quick else 2)
+        rows = [
+            Row(AREA, f"open: replay {n:,} events", full, "s",
+                notes={"journal_bytes": size, "entities": ENTITIES})  # fmt: skip
+        ]
+        with open_store(d) as store:
+            store.snapshot()
+            store.append_many([
+                dict(zip(("event_type", "payload", "event_id", "aggregate_id"), _event(i), strict=True))
+                for i in range(n, n + 1000)
+            ])  # fmt: skip
+        tail = measure(lambda: open_store(d).close(), repeat=3)
+        rows.append(
+            Row(AREA, f"open: checkpoint + 1,000-event tail ({n:,} covered)", tail, "s",
+                f"full replay of {n:,}", full)  # fmt: skip
+        )
+        return rows
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dedup_rows(quick: bool) -> list[Row]:
+    n = 1_000_000 if quick else 10_000_000
+    tracemalloc.start()
+    index = DedupIndex()
+    index.update(f"order-{i:012d}-{i * 7919 % 1000003}" for i in range(n))
+    for i in range(1000):  # and the incremental path
+        index.add(f"late-{i}")
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return [
+        Row(AREA, f"dedup index memory at {n:,} ids", current / len(index), "bytes/id", target="≤ 64",
+            notes={"peak_bytes_per_id": peak / len(index)}),  # fmt: skip
+        Row(AREA, f"dedup index peak while building ({n:,} ids)", peak / len(index), "bytes/id"),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    """All engine figures; ``quick`` uses small sizes."""
+    return [*append_rows(quick), *open_rows(quick), *dedup_rows(quick)]
+
+
+if __name__ == "__main__":
+    print(markdown(run("--quick" in sys.argv[1:])))
