@@ -84,22 +84,26 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 
 def fit(rows: Sequence[Sequence[float]], seconds: Sequence[float]) -> dict[str, float]:
-    """Least squares over :data:`FEATURES` (rows hold the features), no negative coefficients.
+    """Least squares of relative errors over :data:`FEATURES` (rows hold the features), no negative coefficients.
 
-    Features are scaled to unit size before solving, so MiB and record
-    counts do not make the system ill-conditioned; a feature whose
-    coefficient comes out negative is dropped and the rest refitted.
+    Each store weighs by the inverse of its time, so a 3 ms open counts as
+    much as a 3 s one (the error stated is relative too). Features are
+    scaled to unit size before solving, so MiB and record counts do not
+    make the system ill-conditioned; a feature whose coefficient comes out
+    negative is dropped and the rest refitted.
     """
     active = list(range(len(FEATURES)))
     scale = [max((abs(r[j]) for r in rows), default=1.0) or 1.0 for j in range(len(FEATURES))]
+    weight = [1.0 / y if y > 0 else 1.0 for y in seconds]
     while True:
-        xs = [[r[j] / scale[j] for j in active] for r in rows]
+        xs = [[r[j] / scale[j] * w for j in active] for r, w in zip(rows, weight, strict=True)]
+        ys = [y * w for y, w in zip(seconds, weight, strict=True)]
         ata = [[sum(x[i] * x[j] for x in xs) for j in range(len(active))] for i in range(len(active))]
-        aty = [sum(x[i] * y for x, y in zip(xs, seconds, strict=True)) for i in range(len(active))]
+        aty = [sum(x[i] * y for x, y in zip(xs, ys, strict=True)) for i in range(len(active))]
         for i in range(len(active)):
             ata[i][i] += 1e-12  # keeps a column of zeros (e.g. no snapshot measured) solvable
         coef = _solve(ata, aty)
-        negative = [k for k, c in enumerate(coef) if c < 0 and active[k] != 0]
+        negative = [k for k, c in enumerate(coef) if c < 0]
         if not negative:
             out = dict.fromkeys(FEATURES, 0.0)
             for k, j in enumerate(active):
@@ -109,15 +113,20 @@ def fit(rows: Sequence[Sequence[float]], seconds: Sequence[float]) -> dict[str, 
 
 
 def _build(path: Path, events: int, snapshot_at: int | None) -> None:
-    """A product store of ``events`` whole-object updates over 100 entities."""
+    """A product store of ``events`` whole-object writes over ``events // 4`` entities (at least 100).
+
+    The number of entities grows with the store so that snapshot sizes vary
+    independently of the replayed records across the calibration plan.
+    """
+    entities = max(100, events // 4)
     from ..engine import open_store  # the engine writes every store
 
     def batch(lo: int, hi: int) -> list[dict[str, object]]:
         return [
             {
-                "event_type": "ProductCreated" if i < 100 else "ProductUpdated",
-                "payload": {"id": f"p{i % 100}", "name": f"Product {i % 100}", "price": 400 + i * 0.01, "stock": i},
-                "aggregate_id": f"p{i % 100}",
+                "event_type": "ProductCreated" if i < entities else "ProductUpdated",
+                "payload": {"id": f"p{i % entities}", "name": f"Product {i % entities}", "price": 400 + i * 0.01, "stock": i},
+                "aggregate_id": f"p{i % entities}",
                 "event_id": f"e{i}",
             }
             for i in range(lo, hi)
@@ -156,6 +165,8 @@ def _dimensions(path: Path) -> tuple[float, float, float]:
 
 DEFAULT_PLAN: tuple[tuple[int, int | None], ...] = (
     (0, None),
+    (500, None),
+    (1_000, 1_000),
     (2_000, None),
     (8_000, None),
     (20_000, None),
