@@ -161,3 +161,18 @@ def test_charts_render_offline_in_jupyterlab_and_as_png() -> None:
     import base64
 
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+
+
+def test_log_growth_of_a_directory_uses_the_sizes_on_disk() -> None:
+    import lithair_lab as ll
+
+    shop = ll.datasets.path("shop")
+    chart = viz.log_growth(shop)
+    journals = [p for p in shop.iterdir() if p.name.startswith("events.raftlog")]
+    total = sum(p.stat().st_size for p in journals) / 2**20
+    assert chart.to_dict()["title"]["subtitle"] == f"{len(journals)} journal file(s), {total:,.2f} MiB in all"
+    data = data_of(chart)
+    # the last point: every earlier segment whole, plus the active file up to its last record
+    last_record_offset = ll.read(shop)["offset"][-1]
+    expected = (sum(p.stat().st_size for p in journals if p.name != "events.raftlog") + last_record_offset) / 2**20
+    assert data.sort("seq")["mib"][-1] == pytest.approx(expected)
