@@ -152,7 +152,7 @@ def append_rows(quick: bool) -> list[Row]:
 
 
 def open_rows(quick: bool) -> list[Row]:
-    n = 50_000 if quick else 1_000_000
+    n = 30_000 if quick else 1_000_000
     tmp = Path(tempfile.mkdtemp(prefix="bench_engine_open_"))
     try:
         d = tmp / "store"
@@ -185,7 +185,7 @@ def open_rows(quick: bool) -> list[Row]:
 
 
 def dedup_rows(quick: bool) -> list[Row]:
-    n = 1_000_000 if quick else 10_000_000
+    n = 300_000 if quick else 10_000_000
     tracemalloc.start()
     index = DedupIndex()
     index.update(f"order-{i:012d}-{i * 7919 % 1000003}" for i in range(n))
