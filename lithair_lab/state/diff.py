@@ -33,7 +33,9 @@ def diff(source: Source, t1: object, t2: object = None, *, reducers: Reducers = 
         ``old``, ``new``. One row per field that differs, values as JSON
         text (null where the field is absent or null). A created or deleted
         entity has one row per non-null field (one row with a null ``field``
-        when it has none). Sorted by model, key, field.
+        when it has none). An entity live at both moments is ``updated`` even
+        when it was deleted and created again in between (its
+        :func:`history` shows the lives). Sorted by model, key, field.
 
     See Also
     --------
