@@ -322,3 +322,51 @@ def test_sigkill_at_every_step_leaves_old_or_new_generation(tmp_path: Path, step
         state = copy.deepcopy(s.state)
     with open_store(d2) as s:
         assert s.state == state == expected[0]
+
+
+RESTORE_STEPS = ["kept", "copied", "switched", "dedup", "tidied"]
+
+RESTORE_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from lithair_lab.engine.compaction import restore_backup
+
+    def on_step(step):
+        if step == sys.argv[2]:
+            Path(sys.argv[3]).write_text(step)
+            time.sleep(60)
+
+    restore_backup(Path(sys.argv[1]), on_step=on_step)
+    """
+)
+
+
+@pytest.mark.parametrize("step", RESTORE_STEPS)
+def test_sigkill_during_a_restore_leaves_one_generation_and_loses_nothing(tmp_path: Path, step: str) -> None:
+    d = tmp_path / "shop"
+    with open_store(d) as s:
+        fill(s)
+        old = (copy.deepcopy(s.state), s.event_count)
+        s.compact(SMART)
+        s.append("ProductUpdated", {"id": "p0", "price": -5}, aggregate_id="p0", event_id="late")
+        new = (copy.deepcopy(s.state), s.event_count)
+    marker = tmp_path / "marker"
+    child = subprocess.Popen([sys.executable, "-c", RESTORE_CHILD, str(d), step, str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    with open_store(d) as s:
+        got = (s.state, s.event_count)
+    assert got == (old if RESTORE_STEPS.index(step) >= RESTORE_STEPS.index("switched") else new)
+    # the generation that was current before the restore is always in a backup
+    keep = [b for b in list_backups(d) if b.policy == "before-restore"]
+    assert len(keep) == 1
+    restore_backup(d, keep[0].name)
+    with open_store(d) as s:
+        assert (s.state, s.event_count) == new

@@ -484,7 +484,7 @@ def _prune_backups(path: Path, keep: int) -> None:
         fsync_dir(path / BACKUP_DIR)
 
 
-def restore_backup(path: str | os.PathLike[str], backup: str | None = None) -> Path:
+def restore_backup(path: str | os.PathLike[str], backup: str | None = None, *, on_step: Step = _noop) -> Path:
     """Roll a data directory back to one of its compaction backups.
 
     The directory must not be open by a store. Nothing is lost: the current
@@ -501,6 +501,8 @@ def restore_backup(path: str | os.PathLike[str], backup: str | None = None) -> P
         The data directory.
     backup
         A backup's directory name (see :func:`list_backups`); default: the newest.
+    on_step
+        Called with each step's name as it completes (for tests).
 
     Returns
     -------
@@ -527,7 +529,7 @@ def restore_backup(path: str | os.PathLike[str], backup: str | None = None) -> P
         raise FileNotFoundError(f"no backup `{backup}` in `{root / BACKUP_DIR}`\n\nhint: backups: {names}")
     lock = DirectoryLock(root)
     try:
-        return _restore(root, chosen)
+        return _restore(root, chosen, on_step)
     finally:
         lock.release()
 
@@ -542,10 +544,12 @@ def _current_files(root: Path) -> list[Path]:
     return [f for f in layout.journal_files(root, journal) if f.exists()]
 
 
-def _restore(root: Path, chosen: Backup) -> Path:
+def _restore(root: Path, chosen: Backup, step: Step) -> Path:
     current = _current_files(root)
     journals = [f for f in chosen.files if (chosen.path / f).exists()]
-    clash = [f for f in journals if (root / f).exists()]
+    # a file already in place (e.g. left by an interrupted restore) is no clash: it is the same file
+    in_place = {f for f in journals if (root / f).exists() and _same_file(root / f, chosen.path / f)}
+    clash = [f for f in journals if (root / f).exists() and f not in in_place]
     if clash:
         raise FormatError(
             root / clash[0],
@@ -561,13 +565,17 @@ def _restore(root: Path, chosen: Backup) -> Path:
         shutil.copyfile(root / layout.DEDUP, keep / layout.DEDUP)  # appended in place: a copy, not a link
     _write_backup_manifest(keep, "before-restore", current, -1, "")
     fsync_dir(keep)
+    step("kept")
     for name in journals:
+        if name in in_place:
+            continue
         tmp = root / f".{name}.restoring"
         shutil.copyfile(chosen.path / name, tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.rename(tmp, root / name)
     fsync_dir(root)
+    step("copied")
     # the switch
     from .store import _publish
 
@@ -576,13 +584,31 @@ def _restore(root: Path, chosen: Backup) -> Path:
     elif (root / layout.SNAPSHOT).exists():
         (root / layout.SNAPSHOT).unlink()
         fsync_dir(root)
+    step("switched")
     if (chosen.path / layout.DEDUP).exists():
         _publish(root / layout.DEDUP, (chosen.path / layout.DEDUP).read_bytes())
+    step("dedup")
     for f in current:
         if f.name not in journals:
             f.unlink()  # linked into `keep` above
     fsync_dir(root)
+    step("tidied")
     return keep
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file (a hard link) or hold the same bytes."""
+    if os.path.samefile(a, b):
+        return True
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
 
 
 def tidy_leftovers(store: Store) -> list[Path]:
