@@ -228,3 +228,17 @@ def test_arguments_win_over_variables_and_bad_values_are_named() -> None:
         StoreConfig.resolve(mode="group", fsync=False)
     with pytest.raises(ValueError, match="`max_log_file_size` must be a non-negative integer"):
         StoreConfig.resolve(max_log_file_size=-1)
+
+
+def test_open_store_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RS_OPT_PERSIST", "1")
+    monkeypatch.setenv("LT_ENABLE_BINARY", "true")
+    monkeypatch.setenv("LT_MAX_LOG_FILE_SIZE", "300")
+    with ll.open_store(tmp_path) as store:
+        assert store.config.mode == "async" and store.binary
+        for i in range(10):
+            store.append("T", {"i": i})
+    assert (tmp_path / "events.raftlog.1").exists()
+    assert (tmp_path / "events.raftlog").read_bytes()[:8].count(0) >= 4  # a length prefix, not JSON
+    with ll.open_store(tmp_path, mode="sync") as store:  # an argument wins over the variable
+        assert store.config.mode == "sync" and store.event_count == 10
