@@ -23,7 +23,7 @@ from lithair_lab.formats import layout
 from lithair_lab.formats.envelope import Envelope
 from lithair_lab.formats.jsonlines import frame_line
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lithair-upstream" / "schema"
+FIXTURES = Path(__file__).parent / "fixtures" / "lithair-upstream" / "schema"
 
 
 def events_dir(tmp_path: Path, payloads: list[str], etype: str = "ProductCreated") -> Path:

@@ -24,7 +24,6 @@ loaded.
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterator
