@@ -259,3 +259,8 @@ def test_an_empty_journal_is_an_empty_frame(tmp_path: Path) -> None:
 def test_a_store_with_only_meta_has_no_events(tmp_path: Path) -> None:
     (tmp_path / layout.META).write_bytes(b"{}")
     assert ll.read(tmp_path).is_empty()
+
+
+def test_a_source_that_is_not_a_path(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="`source` must be a path"):
+        ll.scan([tmp_path])  # type: ignore[arg-type]

@@ -58,7 +58,12 @@ def find_stores(source: str | Path) -> list[Store]:
     ------
     FormatError
         When ``source`` does not exist, is empty, or holds nothing of Lithair.
+    TypeError
+        When ``source`` is not a path.
     """
+    if not isinstance(source, str | Path):
+        msg = f"`source` must be a path (str or Path) or an event frame, got {type(source).__name__}"
+        raise TypeError(msg)
     root = Path(source)
     if not root.exists():
         raise FormatError(root, f"no such file or directory\n\n{_HELP}")
