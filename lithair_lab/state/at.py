@@ -215,20 +215,30 @@ def _fold_python(
     if start is not None:
         replay.models = copy.deepcopy(start.models)
         replay.versions = copy.deepcopy(start.versions)
+    replay_rows(replay, events)
+    return replay_frames(replay), _fold_vectorized(events, start, custom)[1]
+
+
+def replay_rows(replay: ReplayState, events: pl.DataFrame) -> None:
+    """Fold event rows (``EVENT_COLUMNS``) through the engine's replay, in order."""
     for row in events.iter_rows(named=True):
         replay.events = row["seq"]
         env = None
         if row["record_kind"] == "envelope":
+            ts = row["timestamp"]
             env = Envelope(
-                row["event_type"], row["event_id"], int(row["timestamp"].timestamp()), row["payload"],
+                row["event_type"], row["event_id"], int(ts.timestamp()) if ts is not None else 0, row["payload"],
                 row["aggregate_id"],
             )  # fmt: skip
         replay.apply(env)
-    frames = {
+
+
+def replay_frames(replay: ReplayState) -> dict[str, pl.DataFrame]:
+    """A replayed state as state frames (through the vectorized fold, so their shape is the same)."""
+    return {
         name: fold.fold_model(rows, name=name, anomalies=False)[0]
         for name, rows in fold.start_rows(replay.models, replay.versions).items()
     }
-    return frames, _fold_vectorized(events, start, custom)[1]
 
 
 def _concat_anomalies(parts: list[pl.DataFrame]) -> pl.DataFrame:

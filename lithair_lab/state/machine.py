@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import datetime as dt
 import math
+
+import orjson
 
 import polars as pl
 
 from lithair_lab.engine.reducers import ReducerRegistry
 
 from . import fold
-from .at import Reducers, State, _concat_anomalies, empty_state, fold_history, warn_anomalies
+from lithair_lab.engine.reducers import ReplayState
+
+from .at import (
+    EVENT_COLUMNS,
+    Reducers,
+    State,
+    _concat_anomalies,
+    empty_state,
+    fold_history,
+    replay_frames,
+    replay_rows,
+    warn_anomalies,
+)
 from .columns import CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, VALUE, VERSION
 from .diff import diff_states
 from .moment import Moment, moment
-from .source import History, Source, load
+from .source import History, Source, Start, load
 
 CHECKPOINTS = 128
 """Default number of in-memory checkpoints over a history."""
 MIN_EVERY = 2048
 """Fewest records between two checkpoints."""
+REPLAY_CHECKPOINTS = 256
+"""Checkpoints over a history with custom-reducer events (queries replay in Python from one)."""
 
 
 class TimeMachine:
@@ -76,15 +93,10 @@ class TimeMachine:
         self.first_time: dt.datetime | None = times.min()  # type: ignore[assignment]
         self.last_time: dt.datetime | None = times.max()  # type: ignore[assignment]
         self._custom = [t for t in events["short_type"].drop_nulls().unique() if t in self._registry]
-        if self._custom:
-            self._models: dict[str, fold.ModelRows] = {}
-            self.every = 0
-            head = fold_history(h, Moment(), self._registry, warn=False)
-            self.anomalies = head.anomalies
-            self._names = sorted(head)
-            warn_anomalies(self.anomalies, stacklevel=3)
-            return
         n = max(events.height, 1)
+        if self._custom:
+            self._build_replay(events, start, every or max(MIN_EVERY, math.ceil(n / REPLAY_CHECKPOINTS)))
+            return
         self.every = every if every is not None else max(MIN_EVERY, math.ceil(n / CHECKPOINTS))
         rows = fold.crud_rows(events)
         base = fold.start_rows(start.models, start.versions) if start is not None else {}
@@ -135,8 +147,12 @@ class TimeMachine:
     def estimated_size(self, unit: str = "mb") -> float:
         """Memory held by the decoded rows and the checkpoints (as ``pl.DataFrame.estimated_size``)."""
         frames = [m.rows for m in self._models.values()]
-        frames += [f for state in getattr(self, "_states", []) for f in state.values()]
-        return sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
+        frames += [f for state in self._states for f in state.values()]
+        size = sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
+        if self._custom:
+            scale = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}[unit]
+            size += self._events.estimated_size(unit) + sum(len(r) for r in self._replays) / scale  # type: ignore[arg-type]
+        return size
 
     @property
     def horizon(self) -> Moment | None:
@@ -152,27 +168,71 @@ class TimeMachine:
         """The state at a moment; arguments and result as :func:`lithair_lab.state_at`."""
         m = moment(at, position=position, seq=seq)
         self._history.check_horizon(m)
+        i = self._checkpoint_for(m)
         if self._custom:
-            return fold_history(self._history, m, self._registry, warn=False)
-        if m.position is not None:
-            i = bisect.bisect_right(self._positions, m.position) - 1
-        elif m.time is not None:
-            i = 0
-            for j in range(len(self._latest) - 1, 0, -1):
-                latest = self._latest[j]
-                if latest is not None and latest <= m.time:
-                    i = j
-                    break
+            frames = self._replay(i, m)
         else:
-            i = len(self._positions) - 1
-        i = max(i, 0)
-        frames = self._fold(self._states[i], self._positions[i], m)
+            frames = self._fold(self._states[i], self._positions[i], m)
         state = State({name: frames.get(name, self._empty(name)) for name in self._names})
         state.moment = m
         limit = self.events if m.position is None else min(m.position, self.events)
         state.events = limit if m.time is None else self._count_until(m.time)
         state.anomalies = self.anomalies.filter(m.mask())
         return state
+
+    def _checkpoint_for(self, m: Moment) -> int:
+        """The latest checkpoint whose records all belong to the moment ``m``."""
+        if m.position is not None:
+            return max(bisect.bisect_right(self._positions, m.position) - 1, 0)
+        if m.time is not None:
+            for j in range(len(self._latest) - 1, 0, -1):
+                latest = self._latest[j]
+                if latest is not None and latest <= m.time:
+                    return j
+            return 0
+        return len(self._positions) - 1
+
+    def _build_replay(self, events: pl.DataFrame, start: Start | None, every: int) -> None:
+        # Custom reducers are Python: the history folds once through the
+        # engine's replay, keeping the state every `every` records as compact
+        # JSON; a query replays at most `every` records from one of them.
+        self.every = every
+        self._models, self._has_value = {}, {}
+        self._events = events.select(EVENT_COLUMNS)
+        replay = ReplayState(self._registry)
+        if start is not None:
+            replay.models, replay.versions = copy.deepcopy(start.models), copy.deepcopy(start.versions)
+        prefix_max = self._events["timestamp"].cum_max()
+        self._sorted_times = self._events["timestamp"].drop_nulls().sort()
+        self._positions, self._latest, self._replays = [], [], []
+        offset = 0
+        while True:
+            p = self._first + offset
+            self._positions.append(p)
+            self._latest.append(prefix_max[offset - 1] if offset else None)
+            self._replays.append(orjson.dumps({"models": replay.models, "versions": replay.versions}))
+            if offset >= self._events.height:
+                break
+            replay_rows(replay, self._events.slice(offset, every))
+            offset = min(offset + every, self._events.height)
+        head = fold_history(self._history, Moment(), self._registry, warn=False)
+        self.anomalies = head.anomalies
+        self._names = sorted(head)
+        self._states = []
+        self._history = History(self._history.events.clear(), self._history.start, self._history.path)
+        warn_anomalies(self.anomalies, stacklevel=4)
+
+    def _replay(self, i: int, m: Moment) -> dict[str, pl.DataFrame]:
+        saved = orjson.loads(self._replays[i])
+        replay = ReplayState(self._registry)
+        replay.models, replay.versions = saved["models"], saved["versions"]
+        rows = self._events.slice(self._positions[i] - self._first)
+        if m.position is not None:
+            rows = rows.head(max(m.position - self._positions[i], 0))
+        elif m.time is not None:
+            rows = rows.filter(pl.col("timestamp") <= m.time)
+        replay_rows(replay, rows)
+        return replay_frames(replay)
 
     def diff(self, t1: object, t2: object = None) -> pl.DataFrame:
         """What changed between two moments, as :func:`lithair_lab.diff`."""
