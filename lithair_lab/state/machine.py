@@ -58,8 +58,26 @@ class TimeMachine:
         :data:`CHECKPOINTS` parts (at least :data:`MIN_EVERY` records each).
     reducers
         Custom reducers, as for :func:`state_at`. When the history holds
-        events of a custom type, queries fold through the engine's Python
-        replay (exact but not fast).
+        events of a custom type, the machine keeps the engine's replay state
+        every ``every`` records (:data:`REPLAY_CHECKPOINTS` by default) and
+        a query replays, in Python, the records after the nearest one.
+
+    Attributes
+    ----------
+    events
+        Records in the history.
+    every
+        Records between two checkpoints.
+    anomalies
+        Every anomaly of the history (schema ``ANOMALY_SCHEMA``).
+    first_time, last_time
+        The earliest and latest timestamps of the history's records.
+
+    Notes
+    -----
+    On 1,000,000 events over 10,000 entities (``benchmarks/bench_state.py``)
+    the build takes about 1.7 times reading the log, holds 132 MiB, and a
+    query costs 12-18 ms of CPU time.
 
     Warns
     -----
@@ -88,7 +106,6 @@ class TimeMachine:
         events = h.events if start is None else h.events.filter(pl.col("seq") >= start.position)
         self._first = start.position if start is not None else 0
         self.events = self._first + events.height
-        """Records in the history."""
         times = events["timestamp"]
         self.first_time: dt.datetime | None = times.min()  # type: ignore[assignment]
         self.last_time: dt.datetime | None = times.max()  # type: ignore[assignment]
@@ -121,7 +138,6 @@ class TimeMachine:
             self._has_value[name] = bool(decoded.select((pl.col(fold.IS_OBJ).not_() & (pl.col("action") != "delete")).any()).item())
         self._names = sorted({*self._models, *(str(m) for m in h.events["model"].drop_nulls().unique())})
         self.anomalies = _concat_anomalies(found)
-        """Every anomaly of the history (schema ``ANOMALY_SCHEMA``)."""
         # Checkpoint i holds the state after the first `_positions[i]` records;
         # `_latest[i]` is the latest timestamp among them.
         prefix_max = events["timestamp"].cum_max()
