@@ -30,6 +30,11 @@ from ..formats import bincode, jsonlines
 from ..formats.envelope import Envelope, envelope_from_obj
 
 Encoding = Literal["json", "binary"]
+BATCH_FIELD = "lithair_lab_batch"
+"""Extra envelope field (FORMATS.md 9: upstream ignores it) on each record of an
+``append_many`` batch but the last: how many records of the batch follow it.
+A journal that ends on a record whose count is not 0 ends inside a batch cut
+short by a crash; open treats that unfinished batch as a torn tail."""
 MAX_FRAME = 64 * 1024 * 1024 + 64 * 1024
 """A length prefix above this cannot be a record we or upstream wrote: damage, not a torn tail."""
 
@@ -109,12 +114,14 @@ class JournalReader:
         start: int = 0,
         on_damage: Literal["raise", "report"] = "raise",
         tail_is_torn: bool = True,
+        whole_batches: bool = False,
     ) -> None:
         self.path = path
         self.encoding = encoding
         self.start = start
         self.on_damage = on_damage
         self.tail_is_torn = tail_is_torn
+        self.whole_batches = whole_batches
         self.torn_at: int | None = None
         self.end = start
         self.damage: list[Damage] = []
@@ -122,7 +129,23 @@ class JournalReader:
     def __iter__(self) -> Iterator[Record]:
         if not self.path.exists():
             return iter(())
-        return self._json() if self.encoding == "json" else self._binary()
+        records = self._json() if self.encoding == "json" else self._binary()
+        return self._batched(records) if self.whole_batches else records
+
+    def _batched(self, records: Iterator[Record]) -> Iterator[Record]:
+        """Hold back the records of a batch until its last one is read (see :data:`BATCH_FIELD`)."""
+        held: list[Record] = []
+        for rec in records:
+            left = rec.env.extra.get(BATCH_FIELD) if rec.env is not None else None
+            if isinstance(left, int) and not isinstance(left, bool) and left > 0:
+                held.append(rec)
+                continue
+            if held:
+                yield from held
+                held.clear()
+            yield rec
+        if held:  # the file ends inside a batch; a torn record after it is cut from here too
+            self.torn_at = held[0].offset
 
     def _damaged(self, offset: int, line: int | None, kind: str, detail: str) -> None:
         if line is not None and self.start:

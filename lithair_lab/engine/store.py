@@ -34,7 +34,7 @@ from .config import StoreConfig
 from . import dedup
 from .dedup import DedupIndex, DigestBatch
 from .lock import LOCK_NAME, DirectoryLock
-from .recovery import Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
+from .recovery import BATCH_FIELD, Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
 from .reducers import Reducer, ReducerRegistry, ReplayState
 from .writers import AppendFile, Writer, make_writer
 
@@ -233,6 +233,7 @@ class Store:
                 start=offset,
                 on_damage=on_damage,
                 tail_is_torn=f == active,
+                whole_batches=f == active,
             )
             for rec in reader:
                 env = rec.env
@@ -529,21 +530,30 @@ class Store:
                     self._dedup.add(key)
             envs = []
             chain = self.config.hash_chain
-            rotate_at = self.config.max_log_file_size
+            last = len(items) - 1
             try:
-                for key, event_type, body, aggregate_id, ts in items:
-                    prev = self._prev if chain else None
+                # Encode the whole batch first: it is handed to the writer as one piece of bytes
+                # (one write), never split by a rotation, and each of its records but the last
+                # says how many follow, so open can tell a batch cut short by a crash.
+                records = []
+                prev = self._prev
+                for i, (key, event_type, body, aggregate_id, ts) in enumerate(items):
                     h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
-                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
-                    record = self._encode(env)
-                    if rotate_at and self._active_size and self._active_size + len(record) > rotate_at:
-                        self._rotate()
-                    ticket = self._writer.submit(record, key.encode() + b"\n")
-                    self._prev = h
-                    self._active_size += len(record)
-                    self._active_records += 1
-                    self._state.apply(env)
+                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev if chain else None)
+                    records.append(self._encode(env, last - i if last else None))
                     envs.append(env)
+                    prev = h
+                data = records[0] if not last else b"".join(records)
+                rotate_at = self.config.max_log_file_size
+                if rotate_at and self._active_size and self._active_size + len(data) > rotate_at:
+                    self._rotate()
+                ids = b"".join(key.encode() + b"\n" for key, *_ in items)
+                ticket = self._writer.submit(data, ids, len(items))
+                self._prev = prev if chain else None
+                self._active_size += len(data)
+                self._active_records += len(items)
+                for env in envs:
+                    self._state.apply(env)
                 if self._auto is not None:
                     self._auto.poke()  # an integer comparison; a due compaction runs in its own thread
             except BaseException as e:
@@ -659,14 +669,18 @@ class Store:
             )
             raise LithairLabError(msg) from self._failed
 
-    def _encode(self, env: Envelope) -> bytes:
+    def _encode(self, env: Envelope, batch_left: int | None = None) -> bytes:
+        """The record's bytes; ``batch_left``: records of the same batch that follow it (JSON only)."""
         if self._encoding == "binary":
             return bincode.encode_frame(env)
-        json = orjson.dumps({
+        fields = {
             "event_type": env.event_type, "event_id": env.event_id, "timestamp": env.timestamp,
             "payload": env.payload, "aggregate_id": env.aggregate_id,
             "event_hash": env.event_hash, "previous_hash": env.previous_hash,
-        })  # fmt: skip
+        }  # fmt: skip
+        if batch_left:
+            fields[BATCH_FIELD] = batch_left
+        json = orjson.dumps(fields)
         return b"%08x:%s\n" % (zlib.crc32(json), json)
 
     def _rotate(self) -> None:

@@ -65,7 +65,9 @@ class Writer:
         self.ids = ids
         self.config = config
 
-    def submit(self, record: bytes, ids: bytes) -> int:
+    def submit(self, records: bytes, ids: bytes, count: int = 1) -> int:
+        """Hand over ``count`` whole records (one append or one batch, written by one ``write``)
+        and their ``dedup.raftids`` lines; returns the ticket to :meth:`wait` for."""
         raise NotImplementedError
 
     def wait(self, ticket: int) -> None:
@@ -102,8 +104,8 @@ class SyncWriter(Writer):
         super().__init__(journal, ids, config)
         self._ids = bytearray()
 
-    def submit(self, record: bytes, ids: bytes) -> int:
-        self.journal.write(record)
+    def submit(self, records: bytes, ids: bytes, count: int = 1) -> int:
+        self.journal.write(records)
         if self.config.fsync:
             self.journal.sync()
         if self.ids is not None:
@@ -150,7 +152,7 @@ class BufferedWriter(Writer):
         self._thread = threading.Thread(target=self._run, name="lithair_lab-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, record: bytes, ids: bytes) -> int:
+    def submit(self, records: bytes, ids: bytes, count: int = 1) -> int:
         with self._work:
             self._check()
             while len(self._buf) >= self._high_water and self._error is None:
@@ -158,9 +160,9 @@ class BufferedWriter(Writer):
                 self._work.notify()
                 self._done.wait()
             self._check()
-            self._buf += record
+            self._buf += records
             self._ids += ids
-            self._pending += 1
+            self._pending += count
             self._submitted += 1
             if self.group or self._due():
                 self._work.notify()

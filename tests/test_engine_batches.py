@@ -1,0 +1,152 @@
+"""``append_many`` is all or nothing across a crash: a batch cut short is a torn tail."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import lithair_lab as ll
+from lithair_lab.engine.recovery import BATCH_FIELD
+
+from benchmarks.kill_engine import read_journal, verify_chain
+from engine_support import assert_chain, read_back
+
+
+def batch(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [
+        {"event_type": "ProductCreated", "payload": {"id": f"{prefix}{i}"}, "aggregate_id": f"{prefix}{i}", "event_id": f"{prefix}-{i}", "timestamp": 1767225600 + i}
+        for i in range(n)
+    ]
+
+
+def test_batch_records_carry_a_countdown_and_single_appends_stay_plain(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path) as store:
+        store.append("ProductCreated", {"id": "p0"}, aggregate_id="p0", event_id="solo")
+        store.append_many(batch("b", 3))
+        store.append_many(batch("one", 1))
+    lines = (tmp_path / "events.raftlog").read_bytes().splitlines()
+    objs = [orjson.loads(line[9:]) for line in lines]
+    assert [o.get(BATCH_FIELD) for o in objs] == [None, 2, 1, None, None]
+    assert list(objs[0]) == ["event_type", "event_id", "timestamp", "payload", "aggregate_id", "event_hash", "previous_hash"]
+    assert list(objs[1])[-1] == BATCH_FIELD, "the marker is an extra field after the seven of the envelope"
+    # The shared readers take the marked records as ordinary envelopes, hash chain included.
+    stored = [s.env for s in read_back(tmp_path)]
+    assert [e.event_id for e in stored] == ["solo", "b-0", "b-1", "b-2", "one-0"]
+    assert_chain(stored)
+    frame = ll.read(tmp_path)
+    assert frame["event_id"].to_list() == ["solo", "b-0", "b-1", "b-2", "one-0"]
+
+
+@pytest.mark.parametrize("keep", [1, 2, "torn-third"])
+def test_a_batch_cut_short_is_cut_aside_whole_and_can_be_retried(tmp_path: Path, keep: int | str) -> None:
+    with ll.open_store(tmp_path) as store:
+        store.append_many(batch("a", 2))
+        store.append_many(batch("b", 3))
+    journal = tmp_path / "events.raftlog"
+    data = journal.read_bytes()
+    starts = [0] + [i + 1 for i, c in enumerate(data) if c == ord("\n")]
+    cut = starts[2 + 3] - 7 if keep == "torn-third" else starts[2 + keep]  # type: ignore[operator]
+    journal.write_bytes(data[:cut])
+    (tmp_path / "dedup.raftids").write_bytes(b"a-0\na-1\n")  # ids are written after their records, so a crash left none
+
+    with ll.open_store(tmp_path) as store:
+        assert store.event_count == 2
+        assert sorted(store.state["Product"]) == ["a0", "a1"]
+        [side] = store.torn_tails
+        assert side.read_bytes() == data[starts[2] : cut], "the unfinished batch is kept aside, not deleted"
+        assert journal.read_bytes() == data[: starts[2]]
+        store.append_many(batch("b", 3))  # its ids were never acknowledged: the retry is not a duplicate
+    assert journal.read_bytes() == data
+    assert_chain([s.env for s in read_back(tmp_path)])
+
+
+def test_a_batch_is_never_split_by_a_rotation(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path, max_log_file_size=600) as store:
+        for k in range(6):
+            store.append_many(batch(f"r{k}", 4))
+    for f in [*sorted(tmp_path.glob("events.raftlog.*")), tmp_path / "events.raftlog"]:
+        counts = [orjson.loads(line[9:]).get(BATCH_FIELD, 0) for line in f.read_bytes().splitlines()]
+        assert counts == [3, 2, 1, 0] * (len(counts) // 4), f"{f.name} holds part of a batch"
+    assert len(read_back(tmp_path)) == 24
+
+
+# ------------------------------------------------------------------ kill test
+
+
+def _child(directory: Path, opts: dict[str, Any], token: str, seed: int, fd: int) -> None:
+    rng = random.Random(seed)
+    store = ll.open_store(directory, max_log_file_size=20_000, **opts)
+    b = 0
+    while True:
+        n = rng.randint(2, 40)
+        store.append_many(
+            {"event_type": "CounterUpdated", "payload": {"id": f"c{i % 3}", "b": b, "pad": "x" * rng.randint(0, 300)}, "event_id": f"{token}-{b}-{i}-{n}"}
+            for i in range(n)
+        )
+        os.write(fd, f"{token}-{b}-{n}\n".encode())
+        b += 1
+        if b % 25 == 0:
+            store.snapshot()
+
+
+def _kill_round(directory: Path, opts: dict[str, Any], rng: random.Random) -> tuple[int, int]:
+    token = os.urandom(3).hex()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        try:
+            os.close(r)
+            _child(directory, opts, token, rng.randrange(2**32), w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    buf = bytearray()
+    try:
+        assert select.select([r], [], [], 10)[0], "the child acknowledged nothing within 10 s"
+        deadline = time.monotonic() + rng.uniform(0.0, 0.05)
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([r], [], [], left)[0]:
+                buf += os.read(r, 1 << 16)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    while chunk := os.read(r, 1 << 16):
+        buf += chunk
+    os.close(r)
+    acked = [line.decode().rsplit("-", 2) for line in bytes(buf).split(b"\n") if line]
+
+    with ll.open_store(directory, max_log_file_size=20_000, **opts) as store:
+        count = store.event_count
+        torn = len(store.torn_tails)
+    envs = read_journal(directory)  # the shared codec: fails on any partial record
+    assert len(envs) == count
+    verify_chain(envs)
+    batches: dict[str, list[int]] = {}
+    for e in envs:
+        if e.event_id.startswith(token):
+            _, b, i, n = e.event_id.rsplit("-", 3)
+            batches.setdefault(f"{b}-{n}", []).append(int(i))
+    for key, members in batches.items():
+        assert members == list(range(int(key.split("-")[1]))), f"batch {key} is partial after reopen: {members}"
+    missing = [f"{b}-{n}" for _, b, n in acked if f"{b}-{n}" not in batches]
+    assert not missing, f"acknowledged batches lost: {missing[:3]}"
+    return len(acked), torn
+
+
+@pytest.mark.parametrize("mode", ["sync", "group"])
+def test_sigkill_leaves_only_whole_batches(tmp_path: Path, mode: str) -> None:
+    opts = {"mode": "sync", "fsync": True} if mode == "sync" else {"mode": "group"}
+    rng = random.Random(f"batches-{mode}")
+    acked = 0
+    for _ in range(12):
+        a, _torn = _kill_round(tmp_path / "store", opts, rng)
+        acked += a
+    assert acked > 0, "no batch was ever acknowledged: the rounds proved nothing"
