@@ -389,3 +389,19 @@ def test_time_machine_with_custom_reducers_replays_from_its_checkpoints():
     for p in [0, 1, 5, 17, 40, 99]:
         want, got = quiet(state_at, frame, position=p, reducers=reducers), tm.state_at(position=p)
         assert all(got[m].equals(want[m]) for m in want), p
+
+
+def test_damaged_directories_raise_or_fold_their_intact_records(tmp_path):
+    path = tmp_path / "shop"
+    write_shop(path)
+    journal = path / "events.raftlog"
+    lines = journal.read_bytes().split(b"\n")
+    assert b"OrderUpdated" in lines[7]
+    lines[7] = lines[7].replace(b"paid", b"pand")  # after the checkpoint: its CRC no longer matches
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(ll.DamageError, match=r"line 8, .*bad_crc"):
+        state_at(path)
+    s = quiet(state_at, path, on_damage="report")  # the intact records, from the checkpoint on
+    assert s.events == len(SHOP) - 1
+    assert "status" not in s["Order"].columns and entity(s, "Product", "p2")["name"] == "Ink v2"
+    assert TimeMachine(path, on_damage="report").state_at()["User"].equals(s["User"])

@@ -69,6 +69,7 @@ def state_at(
     position: int | None = None,
     seq: int | None = None,
     reducers: Reducers = None,
+    on_damage: str = "raise",
 ) -> State:
     """The state of every model at a moment of a history.
 
@@ -90,6 +91,10 @@ def state_at(
         Custom reducers by event type (a ``ReducerRegistry`` or a mapping),
         the same ones the engine registers. CRUD events (``<Model><Op>``)
         without a custom reducer fold by the built-in semantics.
+    on_damage
+        For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
+        at the first damaged record, or ``"report"`` to fold the intact ones
+        (list the damage with :func:`lithair_lab.read_damage`).
 
     Returns
     -------
@@ -136,7 +141,7 @@ def state_at(
     ['_key', '_version', '_changed_at', '_changed_seq']
     """
     m = moment(at, position=position, seq=seq)
-    return fold_all(load(source), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
+    return fold_all(load(source, on_damage=on_damage), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
 
 
 def fold_all(histories: list[History], m: Moment, registry: ReducerRegistry, *, warn: bool = True) -> State:

@@ -12,7 +12,9 @@ from .moment import moment
 from .source import Source, load
 
 
-def diff(source: Source, t1: object, t2: object = None, *, reducers: Reducers = None) -> pl.DataFrame:
+def diff(
+    source: Source, t1: object, t2: object = None, *, reducers: Reducers = None, on_damage: str = "raise"
+) -> pl.DataFrame:
     """Entities created, deleted and updated between two moments, with old and new values.
 
     Parameters
@@ -24,6 +26,10 @@ def diff(source: Source, t1: object, t2: object = None, *, reducers: Reducers = 
         string, Unix seconds) or a :class:`Moment`; ``t2=None`` is the head.
     reducers
         Custom reducers, as for :func:`state_at`.
+    on_damage
+        For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
+        at the first damaged record, or ``"report"`` to fold the intact ones
+        (list the damage with :func:`lithair_lab.read_damage`).
 
     Returns
     -------
@@ -41,7 +47,7 @@ def diff(source: Source, t1: object, t2: object = None, *, reducers: Reducers = 
     --------
     diff_states : The same between two states already computed.
     """
-    histories = load(source)
+    histories = load(source, on_damage=on_damage)
     registry = ReducerRegistry.coerce(reducers)  # type: ignore[arg-type]
     before = fold_all(histories, moment(t1), registry, warn=False)
     after = fold_all(histories, moment(t2), registry, warn=False)

@@ -16,7 +16,7 @@ from .columns import HISTORY_META, KEY, VALUE, VERSION
 from .source import Source, load
 
 
-def history(source: Source, model: str, entity_id: str) -> pl.DataFrame:
+def history(source: Source, model: str, entity_id: str, *, on_damage: str = "raise") -> pl.DataFrame:
     """Every version of one entity: the event that produced it and its field-level changes.
 
     Parameters
@@ -27,6 +27,10 @@ def history(source: Source, model: str, entity_id: str) -> pl.DataFrame:
         The model name, e.g. ``"Product"`` (the ``<Model>`` of ``<Model><Op>``).
     entity_id
         The entity key (``aggregate_id``, else the payload's primary key).
+    on_damage
+        For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
+        at the first damaged record, or ``"report"`` to fold the intact ones
+        (list the damage with :func:`lithair_lab.read_damage`).
 
     Returns
     -------
@@ -52,7 +56,7 @@ def history(source: Source, model: str, entity_id: str) -> pl.DataFrame:
     Custom reducers are not applied here: the history is that of the CRUD
     events (``<Model><Op>``) of the entity.
     """
-    histories = load(source)
+    histories = load(source, on_damage=on_damage)
     frames: list[dict[str, Any]] = []
     models: set[str] = set()
     for h in histories:

@@ -61,6 +61,10 @@ class TimeMachine:
         events of a custom type, the machine keeps the engine's replay state
         every ``every`` records (:data:`REPLAY_CHECKPOINTS` by default) and
         a query replays, in Python, the records after the nearest one.
+    on_damage
+        For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
+        at the first damaged record, or ``"report"`` to fold the intact ones
+        (list the damage with :func:`lithair_lab.read_damage`).
 
     Attributes
     ----------
@@ -91,8 +95,10 @@ class TimeMachine:
     >>> tm.diff("2026-01-06", "2026-01-07")  # doctest: +SKIP
     """
 
-    def __init__(self, source: Source, *, every: int | None = None, reducers: Reducers = None) -> None:
-        histories = load(source)
+    def __init__(
+        self, source: Source, *, every: int | None = None, reducers: Reducers = None, on_damage: str = "raise"
+    ) -> None:
+        histories = load(source, on_damage=on_damage)
         if len(histories) != 1:
             msg = (
                 f"a time machine works over one store, and the source holds {len(histories)}\n\n"

@@ -29,6 +29,7 @@ def restore(
     seq: int | None = None,
     reducers: Reducers = None,
     snapshot: bool = True,
+    on_damage: str = "raise",
     **store_options: Any,
 ) -> Path:
     """Write a new data directory holding exactly the history up to a moment.
@@ -51,6 +52,10 @@ def restore(
         Custom reducers, given to the new store so its state is the source's.
     snapshot
         Publish a checkpoint of the restored state at the end.
+    on_damage
+        For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
+        at the first damaged record, or ``"report"`` to fold the intact ones
+        (list the damage with :func:`lithair_lab.read_damage`).
     **store_options
         Passed to ``open_store`` (``binary=True``, ``max_log_file_size=...``).
 
@@ -79,8 +84,9 @@ def restore(
     what_if : The same, with chosen events removed or replaced.
     """
     return what_if(
-        source, at, into=into, position=position, seq=seq, reducers=reducers, snapshot=snapshot, **store_options
-    )
+        source, at, into=into, position=position, seq=seq, reducers=reducers, snapshot=snapshot,
+        on_damage=on_damage, **store_options,
+    )  # fmt: skip
 
 
 def what_if(
@@ -94,6 +100,7 @@ def what_if(
     seq: int | None = None,
     reducers: Reducers = None,
     snapshot: bool = True,
+    on_damage: str = "raise",
     **store_options: Any,
 ) -> Path:
     """Replay a history into a new directory with chosen events removed or replaced.
@@ -104,7 +111,7 @@ def what_if(
 
     Parameters
     ----------
-    source, at, into, position, seq, reducers, snapshot, **store_options
+    source, at, into, position, seq, reducers, snapshot, on_damage, **store_options
         As for :func:`restore`.
     drop
         The events to leave out: their ``seq`` positions, or a Polars
@@ -119,7 +126,7 @@ def what_if(
         ``into``.
     """
     m = moment(at, position=position, seq=seq)
-    histories = load(source)
+    histories = load(source, on_damage=on_damage)
     if len(histories) != 1:
         msg = f"the source holds {len(histories)} stores\n\npass one store's directory"
         raise LithairLabError(msg)

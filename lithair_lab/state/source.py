@@ -85,12 +85,14 @@ class History:
             raise HorizonError(msg)
 
 
-def load(source: Source) -> list[History]:
+def load(source: Source, *, on_damage: str = "raise") -> list[History]:
     """The histories in ``source``: one per store (data directory) it holds.
 
     A frame is split by its ``store`` column; a path is scanned once with
-    :func:`lithair_lab.scan` (damage raises) and each store's verified
-    checkpoint becomes its starting point.
+    :func:`lithair_lab.scan` (``on_damage`` as there: ``"raise"``, or
+    ``"report"``, which leaves damaged records and an untrustworthy
+    checkpoint out) and each store's verified checkpoint becomes its
+    starting point.
     """
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
         frame = source.lazy().collect()
@@ -117,13 +119,13 @@ def load(source: Source) -> list[History]:
 
     path = Path(source)
     stores = find_stores(path)
-    frame = scan(path).collect()
+    frame = scan(path, on_damage=on_damage).collect()  # type: ignore[arg-type]
     parts = {str(part["store"][0]): part for part in _by_store(frame)} if frame.height else {}
     histories = []
     for store in stores:
         events = parts.get(store.name, frame.clear())
         history = History(events, path=store.directory)
-        cp = plan(store, strict=True).checkpoint
+        cp = plan(store, strict=on_damage == "raise").checkpoint
         if cp is not None:
             history.start = _start_from_checkpoint(history, cp)
         elif (store.directory / layout.SNAPSHOT).is_file():
