@@ -83,6 +83,8 @@ def orjson_loop(path: Path) -> list[dict[str, object]]:
     return out
 
 
+# Peak memory is read from the kernel's high-water mark of this address space
+# (VmHWM): ru_maxrss of a forked child starts at its parent's size at the fork.
 AGGREGATE = """
 import resource, sys, polars as pl, lithair_lab as ll
 out = (
@@ -91,7 +93,12 @@ out = (
     .len()
     .collect(engine="streaming")
 )
-print(out["len"].sum(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+try:
+    status = open("/proc/self/status").read()
+    peak = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(out["len"].sum(), peak)
 """
 
 
@@ -102,7 +109,8 @@ def streaming_peak(directory: Path) -> tuple[int, float]:
     return int(count), float(peak)
 
 
-def run(quick: bool) -> list[Row]:
+def run(quick: bool, *, huge: bool = True) -> list[Row]:
+    """The rows above; ``huge=False`` measures the streaming peak on the 1,000,000 events instead of 10,000,000."""
     n = 100_000 if quick else 1_000_000
     repeat = 3
     rows: list[Row] = []
@@ -130,9 +138,9 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row(AREA, "read envelope frame, CRC on", ours, "s", "per-line orjson.loads + zlib.crc32 loop",
                         loop, target="≥ 5× faster (ratio ≥ 5)"))  # fmt: skip
 
-        if quick:
+        if quick or not huge:
             count, peak = streaming_peak(store)
-            label = f"streaming aggregate peak memory ({count:,} events, quick)"
+            label = f"streaming aggregate peak memory ({count:,} events)"
         else:
             big = Path(tmp) / "big"
             big.mkdir()
@@ -151,7 +159,9 @@ def run(quick: bool) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 events; streaming peak on those")
-    print(markdown(run(parser.parse_args().quick)))
+    parser.add_argument("--no-huge", action="store_true", help="skip the 10,000,000-event streaming run")
+    args = parser.parse_args()
+    print(markdown(run(args.quick, huge=not args.no_huge)))
 
 
 if __name__ == "__main__":
