@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import lithair_lab as ll
 from lithair_lab.cli import main
+from lithair_lab.datasets.bundled import FLIPPED_LINE
 
 SHOP = ll.datasets.path("shop")
 DAMAGED = ll.datasets.path("damaged")
@@ -61,10 +62,11 @@ def test_verify_names_each_problem_and_exits_one() -> None:
     assert code == 1
     doc = json.loads(out)
     damage = [(d["file"], d["line"], d["kind"]) for d in doc["damage"]]
-    assert damage == [("events.raftlog.1", 120, "bad_crc"), ("events.raftlog", 72, "torn_tail")]
+    whole_lines = (DAMAGED / "events.raftlog").read_bytes().count(b"\n")
+    assert damage == [("events.raftlog.1", FLIPPED_LINE, "bad_crc"), ("events.raftlog", whole_lines + 1, "torn_tail")]
     # the record after the flipped one no longer links to what the reader saw before it
     assert [(p["file"], p["line"], p["problem"]) for p in doc["chain"]["problems"]] == [
-        ("events.raftlog.1", 121, "broken_link")
+        ("events.raftlog.1", FLIPPED_LINE + 1, "broken_link")
     ]
     code, out = run("verify", str(DAMAGED))
     assert code == 1 and "bad_crc" in out and "torn_tail" in out
@@ -84,7 +86,9 @@ def test_export_round_trips_every_record(tmp_path: Path, suffix: str) -> None:
 def test_export_fails_on_damage_in_one_line_unless_asked_to_report(tmp_path: Path) -> None:
     code, out = run("export", str(DAMAGED), str(tmp_path / "e.parquet"))
     assert code == 1
-    assert out == f"Error: {DAMAGED}/events.raftlog.1: line 120, byte offset 50240: bad_crc (stored CRC 8706cf8d does not match the record)\n"
+    first = ll.read_damage(DAMAGED).row(0, named=True)
+    where = f"line {first['line']}, byte offset {first['offset']}"
+    assert out == f"Error: {DAMAGED}/{first['file']}: {where}: bad_crc ({first['detail']})\n"
     code, _ = run("export", str(DAMAGED), str(tmp_path / "e.parquet"), "--on-damage", "report")
     assert code == 0
     assert pl.read_parquet(tmp_path / "e.parquet").height == 799

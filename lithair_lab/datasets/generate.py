@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from ..errors import LithairLabError
 from .workloads import START, WORKLOADS
 
-BATCH = 1024  # events per `append_many` call
+PROGRESS_EVERY = 1024  # events between two progress-bar updates
 
 
 def generate(
@@ -67,20 +67,18 @@ def generate(
         msg = f"`{path}` already exists and is not empty\n\nGenerate into a new directory; nothing was written."
         raise LithairLabError(msg)
     stream = WORKLOADS[kind](events, seed=seed, weeks=weeks, start=START)
-    batch: list[dict[str, Any]] = []
     with open_store(path, **store_options) as store, tqdm(
         total=events, desc=f"{kind} → {path.name}", unit="ev", disable=not progress, leave=False
     ) as bar:
+        # One append per event, as a live application writes them: a batch would be
+        # written as one unit (never split by a rotation) and marked as a batch.
         for i, ev in enumerate(stream, 1):
-            batch.append(
-                {"event_type": ev.event_type, "payload": ev.payload, "event_id": ev.event_id,
-                 "aggregate_id": ev.aggregate_id, "timestamp": ev.timestamp}
-            )  # fmt: skip
-            at_snapshot = bool(snapshot_every) and i % snapshot_every == 0
-            if len(batch) == BATCH or at_snapshot or i == events:
-                store.append_many(batch)  # the same records as one append each, written in fewer calls
-                bar.update(len(batch))
-                batch = []
-            if at_snapshot:
+            store.append(
+                ev.event_type, ev.payload, event_id=ev.event_id, aggregate_id=ev.aggregate_id, timestamp=ev.timestamp
+            )
+            if snapshot_every and i % snapshot_every == 0:
                 store.snapshot()
+            if i % PROGRESS_EVERY == 0:
+                bar.update(PROGRESS_EVERY)
+        bar.update(events - bar.n)
     return path

@@ -11,6 +11,7 @@ flash sale, a morning inbox sweep), stretched to span ``weeks`` weeks.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Iterator
@@ -124,7 +125,7 @@ def shop(events: int, *, seed: int = 0, weeks: float = 4, start: datetime = STAR
     users: dict[str, dict[str, Any]] = {}
     user_keys: list[str] = []  # users are never deleted: a list keeps choices O(1)
     orders: dict[str, dict[str, Any]] = {}
-    open_orders: list[str] = []
+    open_orders: dict[str, None] = {}  # insertion-ordered: oldest first, O(1) removal
     n_products = max(4, min(500, events // 150))
     hot = [f"p{i}" for i in range(1, max(2, n_products // 20) + 1)]
     storm: tuple[str, int, int] | None = None  # (product, updates left, step)
@@ -191,7 +192,7 @@ def shop(events: int, *, seed: int = 0, weeks: float = 4, start: datetime = STAR
             key = rng.choice(user_keys)
             users[key] = {**users[key], "email": f"{key}.{rng.randrange(10**6)}@example.org"}
             yield _crud(rng, clock, "User", "Updated", key, users[key])
-        elif r < 0.70 and users and products:
+        elif r < 0.60 and users and products:  # orders arrive about as fast as they are fulfilled
             key = f"o{len(orders) + 1}"
             items = [
                 {"product_id": p, "qty": rng.randint(1, 3), "price": products[p]["price"]}
@@ -199,10 +200,13 @@ def shop(events: int, *, seed: int = 0, weeks: float = 4, start: datetime = STAR
             ]
             total = round(sum(i["qty"] * i["price"] for i in items), 2)
             orders[key] = {"id": key, "user_id": rng.choice(user_keys), "items": items, "total": total, "status": "pending"}
-            open_orders.append(key)
+            open_orders[key] = None
             yield _crud(rng, clock, "Order", "Created", key, orders[key])
         elif open_orders:
-            key = open_orders[0] if rng.random() < 0.5 else rng.choice(open_orders)
+            if rng.random() < 0.5:
+                key = next(iter(open_orders))  # the oldest open order
+            else:  # or one of the latest few
+                key = rng.choice(list(itertools.islice(reversed(open_orders), 20)))
             order = orders[key]
             if order["status"] == "pending":  # payment first, then the order moves on
                 order["status"] = "paid"
@@ -211,7 +215,7 @@ def shop(events: int, *, seed: int = 0, weeks: float = 4, start: datetime = STAR
             else:
                 order["status"] = _STATUS_FLOW[_STATUS_FLOW.index(order["status"]) + 1]
                 if order["status"] == "delivered":
-                    open_orders.remove(key)
+                    del open_orders[key]
                 yield _crud(rng, clock, "Order", "Updated", key, order)
         else:
             yield new_user()
