@@ -336,3 +336,33 @@ def test_checkpoint_left_behind_by_a_rotation_crash_is_trusted(tmp_path: Path) -
     (d / layout.SNAPSHOT).write_bytes(checkpoint_bytes(layout.ACTIVE, rotated, envs[:2], state))
     with pytest.raises(ll.CheckpointError):
         ll.read(d)
+
+
+def _batch(envs: list[Envelope]) -> list[Envelope]:
+    """Mark envelopes as one `append_many` batch, the way the engine does (extra field)."""
+    n = len(envs)
+    return [
+        Envelope(e.event_type, e.event_id, e.timestamp, e.payload, e.aggregate_id, e.event_hash, e.previous_hash,
+                 {batch.BATCH_FIELD: n - 1 - i} if i < n - 1 else {})
+        for i, e in enumerate(envs)
+    ]  # fmt: skip
+
+
+def test_an_unfinished_append_many_batch_at_the_end_is_a_torn_tail(tmp_path: Path) -> None:
+    envs = crud_events(6)
+    whole = json_lines(envs[:1]) + json_lines(_batch(envs[1:4]))
+    cut = json_lines(_batch(envs[4:6] + crud_events(1, t0=0))[:2])  # 2 of a batch of 3 reached the file
+    d = one_store(tmp_path, whole + cut)
+    assert ll.read(d, on_damage="report")["event_id"].to_list() == [e.event_id for e in envs[:4]]
+    damage = ll.read_damage(d)
+    assert damage.select("offset", "line", "kind").rows() == [(len(whole), 5, "torn_tail")]
+    assert "`append_many` batch cut short" in damage["detail"][0]
+    one_store(tmp_path, whole)  # the same batches, whole: every record
+    assert ll.read(d)["event_id"].to_list() == [e.event_id for e in envs[:4]]
+
+
+def test_engine_append_many_batches_read_whole(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path / "e") as store:
+        store.append_many([{"event_type": "ProductCreated", "payload": {"id": f"p{i}"}, "aggregate_id": f"p{i}"} for i in range(5)])
+    frame = ll.read(tmp_path / "e")
+    assert frame["aggregate_id"].to_list() == [f"p{i}" for i in range(5)]

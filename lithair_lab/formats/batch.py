@@ -61,6 +61,10 @@ BAD_FRAME = "bad_frame"
 OVERSIZED = "oversized_record"
 UNFRAMED_BINARY = "unframed_binary"
 
+#: lithair_lab's extra envelope field on each record of an ``append_many`` batch but
+#: the last: how many records of the batch follow it (the engine writes it).
+BATCH_FIELD = "lithair_lab_batch"
+
 _NDJSON_SCHEMA = {
     "event_type": pl.String,
     "event_id": pl.String,
@@ -69,6 +73,7 @@ _NDJSON_SCHEMA = {
     "aggregate_id": pl.String,
     "event_hash": pl.String,
     "previous_hash": pl.String,
+    BATCH_FIELD: pl.Int64,
 }
 _STRING_FIELDS = tuple(k for k in ENVELOPE_FIELDS if k != "timestamp")
 _WS = b" \t\r\n\x0b\x0c"
@@ -200,8 +205,13 @@ def _record_row(env: Envelope | None, raw: str | None, encoding: str) -> dict[st
             "aggregate_id": env.aggregate_id,
             "event_hash": env.event_hash,
             "previous_hash": env.previous_hash,
+            "follows": _follows(env.extra.get(BATCH_FIELD)),
         }
     return {"encoding": encoding, "record_kind": "raw", "payload": raw}
+
+
+def _follows(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 else None
 
 
 _SLOW_SCHEMA = {
@@ -216,6 +226,7 @@ _SLOW_SCHEMA = {
     "aggregate_id": pl.String,
     "event_hash": pl.String,
     "previous_hash": pl.String,
+    "follows": pl.Int64,
 }
 
 
@@ -293,9 +304,15 @@ def decode_json(buf: bytes, *, file: str, offset: int = 0, line: int = 1) -> tup
     Returns ``(records, damage)``; ``offset`` and ``line`` are the position of
     ``buf`` in its file. Blank lines are skipped (they are not records).
     """
+    records, damage, _ = _decode_json(buf, file=file, offset=offset, line=line)
+    return records, damage
+
+
+def _decode_json(buf: bytes, *, file: str, offset: int, line: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
+    """:func:`decode_json`, plus each record's ``lithair_lab_batch`` count (null when absent)."""
     damage = _Damage(file)
     if not buf:
-        return empty_records(), damage.frame()
+        return empty_records(), damage.frame(), pl.Series("follows", [], pl.Int64)
     fast = _json_fast(buf, offset, line, damage)
     if fast is None:  # not UTF-8, or '\r' in lines: the reference path decides
         starts = _line_starts(buf)
@@ -303,7 +320,7 @@ def decode_json(buf: bytes, *, file: str, offset: int = 0, line: int = 1) -> tup
         frame = pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
     else:
         frame = fast
-    return _finish(frame, file), damage.frame()
+    return _finish(frame, file), damage.frame(), frame.get_column("follows")
 
 
 def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame | None:
@@ -402,6 +419,7 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
             pl.col("timestamp").cast(pl.Int128).alias("ts"),
             pl.when(pl.col("kind") == "raw").then(body).otherwise(pl.col("payload")).alias("payload"),
             *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
+            pl.col(BATCH_FIELD).alias("follows"),
         )
         .collect()
     )
@@ -576,7 +594,7 @@ def _json_work(
         body, tail = data[:cut], data[cut:]
         end_line = line + data.count(b"\n", 0, cut)
         torn = at_eof and bool(tail) and final
-        yield partial(_decode_chunk, body, name, pos, line, tail if torn else b"", pos + cut, end_line)
+        yield partial(_decode_chunk, body, name, pos, line, tail if torn else b"", pos + cut, end_line, at_eof and final)
         line = end_line
         pos += cut
         if at_eof and tail:
@@ -584,14 +602,40 @@ def _json_work(
         carry = tail
 
 
-def _decode_chunk(body: bytes, name: str, pos: int, line: int, torn: bytes, end: int, end_line: int) -> Batch:
-    records, damage = decode_json(body, file=name, offset=pos, line=line)
+def _decode_chunk(
+    body: bytes, name: str, pos: int, line: int, torn: bytes, end: int, end_line: int, last: bool
+) -> Batch:
+    records, damage, follows = _decode_json(body, file=name, offset=pos, line=line)
+    if last and not torn:
+        records, damage = _cut_unfinished_batch(records, damage, follows, name, end)
     if torn:
         tail_records, tail_damage = _torn_json_tail(torn, name, end, end_line)
         records = pl.concat([records, tail_records])
         damage = pl.concat([damage, tail_damage])
         end += len(torn)
     return Batch(records, damage, end, end_line)
+
+
+def _cut_unfinished_batch(
+    records: pl.DataFrame, damage: pl.DataFrame, follows: pl.Series, name: str, end: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A file that ends inside an ``append_many`` batch (its last record says more follow)
+    ends in a batch cut short by a crash: the engine cuts it aside on open, so it is a torn
+    tail here too, not records. Only the batch's records in this last chunk can be seen."""
+    if follows.is_empty() or not (follows[-1] or 0) > 0:
+        return records, damage
+    n = len(follows)
+    first = n - 1
+    while first > 0 and follows[first - 1] == follows[first] + 1:
+        first -= 1
+    start = int(records["offset"][first])
+    d = _Damage(name)
+    d.add(
+        start, int(records["line"][first]), TORN_TAIL,
+        f"an `append_many` batch cut short: its last {n - first} records are here and {follows[-1]} more"
+        " never reached the file (the engine cuts them aside on open)", b"",
+    )  # fmt: skip
+    return records.head(first), pl.concat([damage, d.frame()])
 
 
 def _skip_line(f: Any, already: int) -> int:
