@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .reducers import ReducerRegistry, ReplayState
-from .store import Store, open_store
+from .store import Pending, Store, open_store
 
-__all__ = ["ReducerRegistry", "ReplayState", "Store", "open_store"]
+__all__ = ["Pending", "ReducerRegistry", "ReplayState", "Store", "open_store"]

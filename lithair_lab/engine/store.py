@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import orjson
 
@@ -425,6 +425,16 @@ class Store:
         """
         self._state.registry.register(event_type, reducer)
 
+    @overload
+    def append(
+        self, event_type: str, payload: Any, *, event_id: str | None = ..., aggregate_id: str | None = ...,
+        timestamp: int | None = ..., wait: Literal[True] = ...,
+    ) -> Envelope: ...
+    @overload
+    def append(
+        self, event_type: str, payload: Any, *, event_id: str | None = ..., aggregate_id: str | None = ...,
+        timestamp: int | None = ..., wait: Literal[False],
+    ) -> Pending: ...
     def append(
         self,
         event_type: str,
@@ -433,7 +443,8 @@ class Store:
         event_id: str | None = None,
         aggregate_id: str | None = None,
         timestamp: int | None = None,
-    ) -> Envelope:
+        wait: bool = True,
+    ) -> Envelope | Pending:
         """Append one event exactly once and apply it to the state.
 
         Parameters
@@ -451,11 +462,20 @@ class Store:
             The entity key, or None.
         timestamp
             Unix seconds (a non-negative integer); None: now.
+        wait
+            True (default): return once the record is as durable as the mode
+            promises (in group mode: fsynced). False: return a
+            :class:`Pending` as soon as the record is handed to the writer and
+            applied to the state; call its :meth:`~Pending.wait` before
+            acknowledging the event to anyone. This lets a caller that
+            serializes its own writes under a lock append under that lock and
+            wait outside it, so group commit can share one fsync among them.
 
         Returns
         -------
-        Envelope
-            The stored envelope, with its hash-chain fields.
+        Envelope or Pending
+            The stored envelope, with its hash-chain fields (a :class:`Pending`
+            holding it with ``wait=False``).
 
         Raises
         ------
@@ -465,9 +485,17 @@ class Store:
         InvalidEventError
             A bad argument; the store is unchanged and stays usable.
         """
-        return self._commit([self._prepare(event_type, payload, event_id, aggregate_id, timestamp)])[0]
+        pending = self._commit([self._prepare(event_type, payload, event_id, aggregate_id, timestamp)])
+        if not wait:
+            return pending
+        pending.wait()
+        return pending.envelopes[0]
 
-    def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[Envelope]:
+    @overload
+    def append_many(self, events: Iterable[Mapping[str, Any]], *, wait: Literal[True] = ...) -> list[Envelope]: ...
+    @overload
+    def append_many(self, events: Iterable[Mapping[str, Any]], *, wait: Literal[False]) -> Pending: ...
+    def append_many(self, events: Iterable[Mapping[str, Any]], *, wait: bool = True) -> list[Envelope] | Pending:
         """Append a batch of events, all or none: one validation, one wait for durability.
 
         Each event is a mapping with the keywords of :meth:`append`
@@ -478,10 +506,20 @@ class Store:
         mode the call returns once the whole batch is fsynced, which is how one
         writer thread can commit many events per fsync.
 
+        The batch is written with one ``write`` and never split by a rotation;
+        in JSON journals each record but the last carries an extra field
+        ``lithair_lab_batch`` (how many records of the batch follow it), so if a
+        crash cuts the batch short, the next open cuts the unfinished batch
+        aside like a torn tail: after a crash a batch is there whole or not at
+        all. Binary frames have no room for that field: there a crash inside
+        the batch's single ``write`` could leave a prefix of it.
+
+        ``wait=False`` returns a :class:`Pending` instead, as for :meth:`append`.
+
         Returns
         -------
-        list[Envelope]
-            The stored envelopes, in order.
+        list[Envelope] or Pending
+            The stored envelopes, in order (held by a :class:`Pending` with ``wait=False``).
         """
         items = []
         for i, event in enumerate(events):
@@ -501,7 +539,11 @@ class Store:
                     event.get("aggregate_id"), event.get("timestamp"),
                 )  # fmt: skip
             )
-        return self._commit(items) if items else []
+        pending = self._commit(items) if items else Pending([], None, 0)
+        if not wait:
+            return pending
+        pending.wait()
+        return pending.envelopes
 
     def _prepare(
         self, event_type: Any, payload: Any, event_id: Any, aggregate_id: Any, timestamp: Any
@@ -513,7 +555,7 @@ class Store:
         key = event_id if event_id else "json:" + hashlib.sha256(body.encode()).hexdigest()
         return key, event_type, body, aggregate_id, ts
 
-    def _commit(self, items: list[tuple[str, str, str, str | None, int]]) -> list[Envelope]:
+    def _commit(self, items: list[tuple[str, str, str, str | None, int]]) -> Pending:
         """Dedup, chain, write and apply prepared events, in order, under the write lock."""
         with self._lock:
             self._check_open()
@@ -561,8 +603,7 @@ class Store:
                 # with a store whose memory and disk might disagree. Reopening replays the disk.
                 self._failed = e
                 raise
-        self._writer.wait(ticket)
-        return envs
+        return Pending(envs, self._writer, ticket)
 
     def flush(self, *, fsync: bool = False) -> None:
         """Barrier: every event appended so far is written to the journal (and fsynced when
@@ -744,6 +785,40 @@ class Store:
         return cp
 
 
+class Pending:
+    """Events appended with ``wait=False``: written or queued, applied to the state,
+    maybe not yet as durable as the store's mode promises.
+
+    Call :meth:`wait` before acknowledging them to anyone. Waiting is
+    cheap and idempotent; in sync mode the events are already written and it
+    returns at once.
+    """
+
+    __slots__ = ("envelopes", "_ticket", "_writer")
+
+    def __init__(self, envelopes: list[Envelope], writer: Writer | None, ticket: int) -> None:
+        self.envelopes = envelopes
+        """The stored envelopes, in order."""
+        self._writer = writer
+        self._ticket = ticket
+
+    def wait(self) -> list[Envelope]:
+        """Block until the events are as durable as the mode promises; returns them.
+
+        Raises
+        ------
+        OSError
+            The journal writer failed before writing them (the store is stopped).
+        """
+        if self._writer is not None:
+            self._writer.wait(self._ticket)
+            self._writer = None
+        return self.envelopes
+
+    def __repr__(self) -> str:
+        return f"<Pending {len(self.envelopes)} events ({'waiting' if self._writer is not None else 'done'})>"
+
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -828,4 +903,4 @@ def _check_event(event_type: Any, event_id: Any, aggregate_id: Any, timestamp: A
         raise InvalidEventError(msg)
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Pending", "Store", "open_store"]

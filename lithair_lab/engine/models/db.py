@@ -120,6 +120,7 @@ class ModelStore:
         check_relations(self.models.values())
         self._routes = {m.route: m for m in self.models.values()} | {m.name.lower(): m for m in self.models.values()}
         self._lock = threading.RLock()
+        self._local = threading.local()  # per thread: lock depth and appends not yet waited for
         self._indexes: dict[str, list[SecondaryIndex]] = {}
         self._by_field: dict[tuple[str, str], SecondaryIndex] = {}
         self._refs_out: dict[str, list[ReferenceIndex]] = {m: [] for m in self.models}
@@ -190,7 +191,7 @@ class ModelStore:
         ...     db.update("accounts", "a", {"balance": a - 10})
         ...     db.update("accounts", "b", {"balance": db.get("accounts", "b")["balance"] + 10})
         """
-        with self._lock:
+        with self._writing():
             if self._tx is not None:
                 yield self
                 return
@@ -336,7 +337,7 @@ class ModelStore:
         obj = _as_object(m, obj)
         if m.primary_key not in obj and m.pk_field.type in (None, "string"):
             obj = {m.primary_key: str(uuid.uuid4()), **obj}
-        with self._lock:
+        with self._writing():
             return self._create(m, obj, event_id)
 
     def put(self, model: str, key: str, obj: Mapping[str, Any], *, event_id: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -359,7 +360,7 @@ class ModelStore:
         if m.primary_key in obj and obj[m.primary_key] != pk_value:
             msg = f"`{m.name}.{m.primary_key}` in the body (`{obj[m.primary_key]}`) differs from the key `{key}`"
             raise ValidationError(msg, model=m.name, field=m.primary_key)
-        with self._lock:
+        with self._writing():
             if key in self._entities(m):
                 return self._update(m, key, obj, event_id), False
             return self._create(m, {m.primary_key: pk_value, **obj}, event_id), True
@@ -378,7 +379,7 @@ class ModelStore:
         """
         m = self.model(model)
         changes = _as_object(m, changes)
-        with self._lock:
+        with self._writing():
             return self._update(m, key, changes, event_id)
 
     def delete(self, model: str, key: str, *, force: bool = False, event_id: str | None = None) -> DeleteResult:
@@ -401,7 +402,7 @@ class ModelStore:
             ``details["referrers"]`` lists ``[model, key, field]``).
         """
         m = self.model(model)
-        with self._lock:
+        with self._writing():
             if key not in self._entities(m):
                 msg = f"`{m.name}` `{key}` not found"
                 raise NotFoundError(msg)
@@ -533,16 +534,42 @@ class ModelStore:
             self._follow(w)
             self.writes[w[1]] += 1
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the lock for a write; once the lock is fully released, wait for the write's durability.
+
+        Appends are made under the lock with ``wait=False`` and waited for
+        outside it, so that in group mode writers serialized by this lock
+        still share one fsync. Readers may see a write before it is fsynced
+        (as with :class:`~lithair_lab.engine.Store` itself); its caller is
+        not answered until it is.
+        """
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        if depth == 0:
+            local.pending = []
+        local.depth = depth + 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            local.depth = depth
+            if depth == 0:
+                pending, local.pending = local.pending, []
+                for p in pending:
+                    p.wait()
+
     def _append(self, writes: list[_Write]) -> None:
         events = [{"event_type": f"{m.name}{op}", "payload": new, "event_id": eid, "aggregate_id": key} for m, op, key, new, _, eid in writes]
         try:
             if len(events) == 1:
-                self.store.append(**events[0])
+                pending = self.store.append(**events[0], wait=False)
             else:
-                self.store.append_many(events)
+                pending = self.store.append_many(events, wait=False)
         except DuplicateEventError as e:
             msg = f"event id `{e.key}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
             raise ConstraintError(msg, kind="duplicate", model=writes[0][0].name, details={"event_id": e.key}) from e
+        getattr(self._local, "pending", []).append(pending)  # waited for by _writing, outside the lock
 
     def _follow(self, w: _Write) -> None:
         """Bring the indexes and the creation order in step with one write."""
