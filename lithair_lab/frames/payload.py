@@ -77,11 +77,17 @@ def payload_schema(
 
 
 def _infer(payloads: pl.DataFrame, column: str) -> pl.Schema:
+    return _infer_decoded(payloads, column)[0]
+
+
+def _infer_decoded(payloads: pl.DataFrame, column: str) -> tuple[pl.Schema, pl.Series | None]:
+    """The schema of all rows, and the rows decoded with it (one pass serves both)."""
     values = payloads.get_column(column)
     if values.is_empty():
-        return pl.Schema()
+        return pl.Schema(), None
     try:
-        dtype = values.str.json_decode(infer_schema_length=None).dtype
+        decoded = values.str.json_decode(infer_schema_length=None)
+        dtype = decoded.dtype
     except pl.exceptions.ComputeError:
         _raise_conflict(payloads, column, None)
         raise  # no conflict found at the top level: Polars' own message says where
@@ -91,7 +97,7 @@ def _infer(payloads: pl.DataFrame, column: str) -> pl.Schema:
     for f in dtype.fields:
         if _may_hide_conflict(f.dtype):
             _check_sniffed(payloads, column, f.name)
-    return pl.Schema({f.name: f.dtype for f in dtype.fields})
+    return pl.Schema({f.name: f.dtype for f in dtype.fields}), decoded
 
 
 def _may_hide_conflict(dtype: pl.DataType) -> bool:
@@ -201,8 +207,9 @@ def decode_payloads(
         spec = _model_schema_file(Path(source), model)
         if spec is not None:
             fields = model_schema_fields(spec)
+    structs: pl.Series | None = None
     if schema is None:
-        inferred = _infer(rows.select("seq", column), column)
+        inferred, structs = _infer_decoded(rows.select("seq", column), column)
     else:
         inferred = pl.Schema({k: (v() if isinstance(v, type) else v) for k, v in schema.items()})
     if fields is not None:
@@ -211,7 +218,9 @@ def decode_payloads(
         inferred = pl.Schema(ordered)
     if not inferred:
         return rows
-    decoded = rows.get_column(column).str.json_decode(pl.Struct(inferred)).struct.unnest()
+    if structs is None or fields is not None:
+        structs = rows.get_column(column).str.json_decode(pl.Struct(inferred))
+    decoded = structs.struct.unnest()
     taken = set(rows.columns)
     decoded = decoded.rename({c: COLLISION_PREFIX + c for c in decoded.columns if c in taken})
     return pl.concat([rows, decoded], how="horizontal")
