@@ -242,6 +242,18 @@ def test_automatic_trigger_compacts_in_the_background(tmp_path: Path) -> None:
         assert len((d / manifest(d).journal).read_bytes().split(b"\n")) - 1 < 100
 
 
+def test_a_failing_automatic_compaction_warns_and_stops(tmp_path: Path) -> None:
+    with open_store(tmp_path / "a", dedup_persist=False) as s:
+        auto = s.auto_compact(SmartCompaction(threshold=100, keep_recent=10))
+        with pytest.warns(ll.LithairLabWarning, match="automatic compaction of .* failed and is stopped"):
+            fill(s)
+            auto.wait(10)
+        assert len(auto.errors) == 1 and isinstance(auto.errors[0], PolicyError) and auto.trigger is None
+        fill(s, n_products=0, start=500, n_updates=150)  # appends go on, no retry on each of them
+        auto.wait(10)
+        assert len(auto.errors) == 1 and s.event_count == 266
+
+
 def test_smart_snapshot_interval_publishes_checkpoints_between_compactions(tmp_path: Path) -> None:
     d = tmp_path / "shop"
     with open_store(d) as s:

@@ -43,6 +43,7 @@ import shutil
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import polars as pl
 
-from ..errors import DamageError, FormatError, PolicyError
+from ..errors import DamageError, FormatError, LithairLabWarning, PolicyError
 from ..formats import checkpoint, layout
 from ..formats.batch import read_journal
 from ..formats.envelope import Envelope
@@ -689,6 +690,11 @@ class AutoCompaction:
         except BaseException as e:  # kept for the caller to inspect; the store stays usable
             self.errors.append(e)
             self.trigger = None  # a failing policy is not retried on every append
+            msg = (
+                f"automatic compaction of `{self.store.path}` failed and is stopped: {e}"
+                "\n\nhint: see `AutoCompaction.errors`; call `store.auto_compact(policy)` again once fixed"
+            )
+            warnings.warn(msg, LithairLabWarning, stacklevel=1)
             return
         self.reports.append(report)
         with self.store._lock:
