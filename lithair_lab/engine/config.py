@@ -21,7 +21,15 @@ class StoreConfig:
     ``mode``: ``sync`` writes each record before ``append`` returns; ``async``
     hands it to a buffered writer thread; ``group`` returns once the record's
     batch is written and fsynced. ``fsync``: fsync after each write (sync),
-    after each batch (async); always true in group mode.
+    after each batch (async); always true in group mode. ``max_batch``
+    (``LT_EVENT_MAX_BATCH``): at most this many events per write (and fsync)
+    of the async/group writer thread, 0 for no bound but the buffer
+    thresholds; one ``append_many`` batch is never split, so a larger batch
+    is written alone.
+
+    ``LT_DISABLE_INDEX`` is accepted and has nothing to turn off: this engine
+    never writes ``events.raftidx`` (an upstream one goes stale after our first
+    append; see :attr:`Store.stale_index`).
     """
 
     mode: Mode = "sync"
@@ -33,6 +41,7 @@ class StoreConfig:
     buffer_size: int = 1 << 20
     max_events_buffer: int = 1000
     flush_interval_ms: int = 100
+    max_batch: int = 0  # events per write of the writer thread; 0: bounded by the buffer thresholds only
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
     @classmethod
@@ -48,6 +57,7 @@ class StoreConfig:
         buffer_size: int | None = None,
         max_events_buffer: int | None = None,
         flush_interval_ms: int | None = None,
+        max_batch: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> StoreConfig:
         """Arguments that are None fall back to ``LT_``/``RS_`` variables, then to defaults."""
@@ -72,6 +82,7 @@ class StoreConfig:
             "buffer_size": (buffer_size, "BUFFER_SIZE", 1 << 20),
             "max_events_buffer": (max_events_buffer, "MAX_EVENTS_BUFFER", 1000),
             "flush_interval_ms": (flush_interval_ms, "FLUSH_INTERVAL_MS", 100),
+            "max_batch": (max_batch, "EVENT_MAX_BATCH", 0),
         }
         values: dict[str, int] = {}
         for name, (given, var, default) in ints.items():

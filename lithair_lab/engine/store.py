@@ -66,6 +66,7 @@ def open_store(
     buffer_size: int | None = None,
     max_events_buffer: int | None = None,
     flush_interval_ms: int | None = None,
+    max_batch: int | None = None,
 ) -> Store:
     """Open (or create) a data directory for writing.
 
@@ -111,6 +112,12 @@ def open_store(
     buffer_size, max_events_buffer, flush_interval_ms
         The async writer's thresholds (``LT_BUFFER_SIZE``, ``LT_MAX_EVENTS_BUFFER``,
         ``LT_FLUSH_INTERVAL_MS``).
+    max_batch
+        At most this many events per write (and fsync) of the async or group
+        writer thread (``LT_EVENT_MAX_BATCH``); 0 (default): bounded by the
+        thresholds above only. One ``append_many`` batch is never split.
+        ``LT_DISABLE_INDEX`` is accepted and ignored: ``events.raftidx`` is
+        never written (see :attr:`Store.stale_index`).
 
     Returns
     -------
@@ -149,6 +156,7 @@ def open_store(
         buffer_size=buffer_size,
         max_events_buffer=max_events_buffer,
         flush_interval_ms=flush_interval_ms,
+        max_batch=max_batch,
     )
     return Store(Path(path), config, ReducerRegistry.coerce(reducers), on_damage=on_damage)
 
@@ -168,6 +176,10 @@ class Store:
         """Damaged records skipped at open (only with ``on_damage="report"``)."""
         self.torn_tails: list[Path] = []
         """Side files that received torn tails cut at open."""
+        self.stale_index: Path | None = None
+        """An upstream ``events.raftidx`` found at open, else None. This engine never
+        writes that derived index, so it goes stale after the first append; no reader
+        here uses it (it is left in place; delete it or let upstream rebuild it)."""
         self.legacy_snapshot: Any = None
         """A legacy raw snapshot found in ``state.raftsnap`` (it covers no records), else None."""
         self._lock = threading.Lock()
@@ -252,6 +264,8 @@ class Store:
         self._encoding = self._choose_encoding(active, files)
         self._dedup = self._load_dedup(tail_ids, files, on_damage)
         self._write_meta_once()
+        if (self.path / layout.INDEX).exists():
+            self.stale_index = self.path / layout.INDEX
         journal = AppendFile(active)
         ids = AppendFile(self.path / layout.DEDUP) if self.config.dedup_persist else None
         self._writer: Writer = make_writer(journal, ids, self.config)

@@ -127,7 +127,9 @@ class BufferedWriter(Writer):
     ``buffer_size`` bytes are pending, or every ``flush_interval_ms``.
     group: the thread writes and fsyncs whatever is pending as soon as it is
     free, so appends that arrive during one fsync share the next.
-    Submitters block when 4 x ``buffer_size`` bytes are pending (flat memory).
+    Submitters block when 4 x ``buffer_size`` bytes are pending (flat memory),
+    or when ``max_batch`` events are (so no write holds more, but one
+    ``append_many`` batch is never split).
     """
 
     def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig, *, group: bool) -> None:
@@ -155,7 +157,10 @@ class BufferedWriter(Writer):
     def submit(self, records: bytes, ids: bytes, count: int = 1) -> int:
         with self._work:
             self._check()
-            while len(self._buf) >= self._high_water and self._error is None:
+            cap = self.config.max_batch
+            while self._error is None and (
+                len(self._buf) >= self._high_water or (cap and self._pending and self._pending + count > cap)
+            ):
                 self._flush_wanted = True
                 self._work.notify()
                 self._done.wait()
@@ -229,8 +234,8 @@ class BufferedWriter(Writer):
                 buf, ids, upto = self._buf, self._ids, self._submitted
                 self._buf, self._ids, self._pending = bytearray(), bytearray(), 0
                 self._flush_wanted = False
-                if len(buf) >= self._high_water:
-                    self._done.notify_all()  # submitters blocked on the high-water mark
+                if len(buf) >= self._high_water or self.config.max_batch:
+                    self._done.notify_all()  # submitters blocked on the high-water mark or on max_batch
             try:
                 self.journal.write(buf)
                 if self.group or self.config.fsync:
@@ -253,6 +258,7 @@ class BufferedWriter(Writer):
             self._flush_wanted
             or self._closing
             or self._pending >= max(self.config.max_events_buffer, 1)
+            or (self.config.max_batch and self._pending >= self.config.max_batch)
             or len(self._buf) >= self.config.buffer_size
         )
 
