@@ -275,3 +275,10 @@ def test_engine_directories_round_trip(tmp_path: Path, binary: bool) -> None:
     assert ll.verify_chain(frame).is_empty()
     assert ll.read_damage(d).filter(~pl.col("kind").is_in(["stale_file", "leftover_tmp"])).is_empty()
     assert ll.decode_payloads(d, model="Product")["n"].to_list() == list(range(12))
+
+
+def test_pretty_printed_and_empty_payloads_decode_too(tmp_path: Path) -> None:
+    d = events_dir(tmp_path, ['{\n  "a": 1,\n  "b": {"c": "x"}\n}', "{}", '{"a":2}'])
+    frame = ll.decode_payloads(d)
+    assert frame["a"].to_list() == [1, None, 2]
+    assert frame["b"].to_list() == [{"c": "x"}, None, None]

@@ -86,7 +86,9 @@ def _infer_decoded(payloads: pl.DataFrame, column: str) -> tuple[pl.Schema, pl.S
     if values.is_empty():
         return pl.Schema(), None
     try:
-        decoded = values.str.json_decode(infer_schema_length=None)
+        decoded = _decode_as_ndjson(values)
+        if decoded is None:
+            decoded = values.str.json_decode(infer_schema_length=None)
         dtype = decoded.dtype
     except pl.exceptions.ComputeError:
         _raise_conflict(payloads, column, None)
@@ -98,6 +100,18 @@ def _infer_decoded(payloads: pl.DataFrame, column: str) -> tuple[pl.Schema, pl.S
         if _may_hide_conflict(f.dtype):
             _check_sniffed(payloads, column, f.name)
     return pl.Schema({f.name: f.dtype for f in dtype.fields}), decoded
+
+
+def _decode_as_ndjson(values: pl.Series) -> pl.Series | None:
+    """All rows parsed as one NDJSON buffer (Polars' NDJSON reader is several times faster
+    than ``str.json_decode``), or None when the rows are not one JSON object per line."""
+    if values.null_count() or values.str.contains("\n", literal=True).any():
+        return None
+    try:
+        frame = pl.read_ndjson(values.str.join("\n").cast(pl.Binary).item(), infer_schema_length=None)
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    return frame.to_struct(values.name) if frame.height == len(values) else None
 
 
 def _may_hide_conflict(dtype: pl.DataType) -> bool:
