@@ -93,6 +93,19 @@ def test_binary_journals_and_rotated_segments_compact_too(tmp_path: Path, option
         assert s.state == state and s.event_count == count + 1 and s.binary == ("binary" in options)
 
 
+def test_ids_missing_from_dedup_file_are_made_durable_before_the_switch(tmp_path: Path) -> None:
+    d = tmp_path / "shop"
+    with open_store(d) as s:
+        fill(s)
+    (d / layout.DEDUP).unlink()  # as in a directory written by upstream without `dedup.raftids`
+    with open_store(d) as s:
+        s.compact(SMART)
+    on_disk = set((d / layout.DEDUP).read_text().split("\n"))
+    assert {f"u{i}" for i in range(60)} <= on_disk  # every dropped id
+    with open_store(d) as s, pytest.raises(ll.DuplicateEventError):
+        s.append("ProductUpdated", {}, event_id="u7")
+
+
 def test_appends_during_compaction_are_carried_over(tmp_path: Path) -> None:
     d = tmp_path / "shop"
     from lithair_lab.engine.compaction import compact

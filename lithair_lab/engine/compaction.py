@@ -412,10 +412,11 @@ def _missing_ids(ids: pl.Series, on_disk: bytes) -> bytes:
     """The lines to append to ``dedup.raftids`` so that it holds every id of ``ids``."""
     if ids.len() == 0:
         return b""
-    known = pl.Series("id", on_disk.split(b"\n")[:-1], dtype=pl.Binary)
-    wanted = ids.cast(pl.Binary)
-    missing = wanted.filter(~wanted.is_in(known.implode())).unique(maintain_order=True)
-    return b"".join(v + b"\n" for v in missing.to_list())
+    # split in Polars, not into a million Python objects (whose garbage collection would stall appenders);
+    # an id that is not UTF-8 matches no event id, so at worst an id is written twice
+    known = pl.Series("id", [on_disk.decode("utf-8", "replace")]).str.split("\n").explode()
+    missing = ids.filter(~ids.is_in(known.implode())).unique(maintain_order=True)
+    return "".join(v + "\n" for v in missing.to_list()).encode()
 
 
 # ------------------------------------------------------------------ backups and restore
