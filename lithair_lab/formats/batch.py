@@ -393,35 +393,32 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
 
     nonblank = good.filter(~pl.col("blank_body")) if any_blank_body else good
     body = pl.col("body")
-    required_present = pl.all_horizontal(pl.col(k).is_not_null() for k in ("event_type", "event_id", "timestamp", "payload"))
-    strings_are_strings = pl.all_horizontal(
-        pl.col(k).is_null() | body.str.contains(f'"{k}":"', literal=True) for k in _STRING_FIELDS
-    )
-    no_surrogate = ~(body.str.contains("\\u", literal=True) & body.str.contains(r"\\u[dD][89a-fA-F]"))
-    all_absent = pl.all_horizontal(pl.col(k).is_null() for k in ("event_type", "event_id", "timestamp", "payload"))
-    kind = (
-        pl.when(no_surrogate & required_present & strings_are_strings)
-        .then(pl.lit("envelope"))
-        .when(no_surrogate & all_absent & body.str.contains('"(event_type|event_id|timestamp|payload)"').not_())
-        .then(pl.lit("raw"))
-    )
-    both = (
-        pl.concat([nonblank, parsed], how="horizontal")
-        .lazy()
-        .with_columns(kind=kind)
-        .select(
-            (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
-            pl.col("line"),
-            pl.when("has_crc").then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
-            pl.col("kind").alias("record_kind"),
-            pl.col("event_type"),
-            pl.col("event_id"),
-            pl.col("timestamp").cast(pl.Int128).alias("ts"),
-            pl.when(pl.col("kind") == "raw").then(body).otherwise(pl.col("payload")).alias("payload"),
-            *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
-            pl.col(BATCH_FIELD).alias("follows"),
-        )
-        .collect()
+    frame = pl.concat([nonblank, parsed], how="horizontal")
+    required = ("event_type", "event_id", "timestamp", "payload")
+    envelope = frame.select(
+        pl.all_horizontal(pl.col(k).is_not_null() for k in required)
+        & pl.all_horizontal(pl.col(k).is_null() | body.str.contains(f'"{k}":"', literal=True) for k in _STRING_FIELDS)
+    ).to_series()
+    # Regexes run only on the few rows that need them: a `\u` escape may be a lone
+    # surrogate (orjson refuses it), and a row with no envelope field may be raw JSON.
+    surrogate = _where(frame, frame.select(body.str.contains("\\u", literal=True)).to_series(), r"\\u[dD][89a-fA-F]")
+    envelope = envelope & ~surrogate
+    all_absent = frame.select(pl.all_horizontal(pl.col(k).is_null() for k in required)).to_series()
+    named = _where(frame, all_absent & ~surrogate, '"(event_type|event_id|timestamp|payload)"')
+    raw = all_absent & ~surrogate & ~named
+    both = frame.with_columns(
+        kind=pl.when(envelope).then(pl.lit("envelope")).when(raw).then(pl.lit("raw")).otherwise(pl.lit(None, pl.String))
+    ).select(
+        (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
+        pl.col("line"),
+        pl.when("has_crc").then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
+        pl.col("kind").alias("record_kind"),
+        pl.col("event_type"),
+        pl.col("event_id"),
+        pl.col("timestamp").cast(pl.Int128).alias("ts"),
+        pl.when(pl.col("kind") == "raw").then(body).otherwise(pl.col("payload")).alias("payload"),
+        *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
+        pl.col(BATCH_FIELD).alias("follows"),
     )
     undecided = both.get_column("record_kind").is_null()
     if not undecided.any() and not any_blank_body:
@@ -436,6 +433,15 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
     if rows:
         fast = pl.concat([fast, pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row")]).sort("offset")
     return fast
+
+
+def _where(frame: pl.DataFrame, mask: pl.Series, pattern: str) -> pl.Series:
+    """``mask & body matches pattern``, running the regex only on the rows of ``mask``."""
+    if not mask.any():
+        return mask
+    rows = mask.arg_true()
+    hits = frame.get_column("body").gather(rows).str.contains(pattern)
+    return pl.Series(mask.name, [False] * len(mask), pl.Boolean).scatter(rows, hits)
 
 
 def _parse_into(bodies: list[bytes], result: dict[str, Any]) -> None:
