@@ -16,8 +16,10 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
-    # A copy in tmp_path: notebooks that write (a new store, a restore) write there.
+def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A copy in tmp_path, and the kernel's temporary directory there too: what the
+    # notebooks write (a new store, a restored one) goes away with the test.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     work = tmp_path / path.name
     shutil.copy(path, work)
     nb = nbformat.read(work, as_version=4)
