@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -120,7 +121,7 @@ def test_simulate_rejects_bad_policies_as_usage_errors() -> None:
         ("smart:threshold=1000,keep_recent=10,snapshot_interval=none", ll.SmartCompaction(threshold=1000, keep_recent=10, snapshot_interval=None)),
         ("smart:critical_types=OrderCreated|PaymentCreated", ll.SmartCompaction(critical_types=("OrderCreated", "PaymentCreated"))),
         ("truncate:threshold=50,snapshot=false", ll.SnapshotThenTruncate(threshold=50, snapshot=False)),
-        ("maxcount:max_count=2,max_age=36h,threshold=10", ll.MaxCountMaxAge(max_count=2, max_age=__import__("datetime").timedelta(hours=36), threshold=10)),
+        ("maxcount:max_count=2,max_age=36h,threshold=10", ll.MaxCountMaxAge(max_count=2, max_age=timedelta(hours=36), threshold=10)),
     ],
 )
 def test_policy_specs(spec: str, expected: object) -> None:
