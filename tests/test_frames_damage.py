@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
 from builders import (
@@ -250,11 +250,12 @@ def test_fuzz_binary_flips_and_truncation(tmp_path_factory: pytest.TempPathFacto
 
 # --- property: random payloads round-trip, fast path == reference --------------
 
+# Unicode and control characters (st.text), big numbers, deep nesting.
 payload_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none() | st.booleans() | st.integers(-(2**200), 2**200) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=12,
+    max_leaves=30,
 )
 
 
@@ -269,7 +270,7 @@ def test_random_payloads_round_trip_json_and_binary(payloads: list[object], text
     envs = []
     prev = None
     for i, p in enumerate(payloads):
-        payload = orjson.dumps(p, option=orjson.OPT_PASSTHROUGH_SUBCLASS).decode() if _fits(p) else orjson.dumps(str(p)).decode()
+        payload = json.dumps(p, ensure_ascii=False)  # the stdlib writes integers of any size
         env = Envelope(f"T{text[:5]}::Thing{i % 2}Created", f"{text}{i}", ts + i, payload, agg).chained(prev)
         prev = env.event_hash
         envs.append(env)
@@ -288,14 +289,6 @@ def test_random_payloads_round_trip_json_and_binary(payloads: list[object], text
         assert got == envs
         assert records["short_type"].to_list() == [f"Thing{i % 2}Created" for i in range(len(envs))]
         assert records["model"].to_list() == [f"Thing{i % 2}" for i in range(len(envs))]
-
-
-def _fits(v: object) -> bool:
-    try:
-        orjson.dumps(v)
-    except TypeError:
-        return False
-    return True
 
 
 @settings(max_examples=40, deadline=None)
