@@ -111,9 +111,15 @@ class Row:
             "value": self.fmt(self.value),
             "unit": self.unit,
             "anchor": f"{self.anchor_name}: {self.fmt(self.anchor)}" if self.anchor is not None else "",
-            "ratio": f"{self.ratio:.2f}×" if self.ratio is not None else "",
+            "ratio": _ratio(self.ratio),
             "target": self.target,
         }
+
+
+def _ratio(r: float | None) -> str:
+    if r is None:
+        return ""
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"  # two significant digits, not 0.00×, for far-off anchors
 
 
 def _num(x: float) -> str:
