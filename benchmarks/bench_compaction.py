@@ -2,10 +2,10 @@
 
 ``python -m benchmarks.bench_compaction [--quick]``
 
-- ``simulate`` of 5 policies over a 1,000,000-event log (``--quick``: 100,000):
+- ``simulate`` of 5 policies over a 1,000,000-event log (``--quick``: 30,000):
   the time per policy and in total (target: 10 s in total), beside the anchor
   of one head-state fold of the same log (``state_at``);
-- engine compaction of a 1,000,000-event journal (``--quick``: 100,000) with
+- engine compaction of a 1,000,000-event journal (``--quick``: 30,000) with
   the smart policy's defaults: its duration, and the longest pause seen by a
   thread appending all along, beside that appender's longest pause over the
   same span without a compaction.
@@ -156,7 +156,7 @@ def bench_engine(src: Path, n: int) -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    n = 100_000 if quick else 1_000_000
+    n = 30_000 if quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "log"
         t0 = time.perf_counter()

@@ -98,7 +98,7 @@ def read_frame(path: Path) -> dict[str, pl.DataFrame]:
 
 
 def run(quick: bool) -> list[Row]:
-    n, entities, queries, repeat = (100_000, 1_000, 30, 2) if quick else (1_000_000, 10_000, 100, 3)
+    n, entities, queries, repeat = (30_000, 300, 30, 2) if quick else (1_000_000, 10_000, 100, 3)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = build(Path(tmp) / "log", n, entities)
@@ -155,7 +155,7 @@ def run(quick: bool) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_state", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100,000 events: checks the benchmark works")
+    ap.add_argument("--quick", action="store_true", help="30,000 events: checks the benchmark works")
     args = ap.parse_args(argv)
     print(markdown(run(args.quick)))
     return 0

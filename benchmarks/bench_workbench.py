@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.bench_workbench [--quick]``. The full run generates (once,
 in a temporary directory, through the engine) a 1,000,000-event shop; ``--quick``
-uses 50,000. Measured in the same process, each beside its anchor:
+uses 20,000. Measured in the same process, each beside its anchor:
 
 - one step of the time-travel explorer (state at a position through the time
   machine, header, entity table, chart spec), against a cold ``state_at`` at the
@@ -47,7 +47,7 @@ def _steps(explorer: TimeTravelExplorer, positions: list[int]) -> list[float]:
 
 
 def run(quick: bool) -> list[Row]:
-    n = 50_000 if quick else 1_000_000
+    n = 20_000 if quick else 1_000_000
     rows: list[Row] = []
     warnings.simplefilter("ignore")  # history anomalies are reported by the state layer, not timed here
     with tempfile.TemporaryDirectory(prefix="bench-workbench-") as tmp:
@@ -108,7 +108,7 @@ def run(quick: bool) -> list[Row]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50,000 events instead of 1,000,000")
+    parser.add_argument("--quick", action="store_true", help="20,000 events instead of 1,000,000")
     args = parser.parse_args()
     print(markdown(run(args.quick)))
     sys.exit(0)
