@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from builders import (
     T0,
     append_bytes,
@@ -282,3 +284,31 @@ def test_pretty_printed_and_empty_payloads_decode_too(tmp_path: Path) -> None:
     frame = ll.decode_payloads(d)
     assert frame["a"].to_list() == [1, None, 2]
     assert frame["b"].to_list() == [{"c": "x"}, None, None]
+
+
+field_types = {
+    "i": st.integers(-(2**63), 2**63 - 1),
+    "f": st.floats(-1e300, 1e300, allow_nan=False, allow_subnormal=False),
+    "s": st.text(max_size=12),
+    "b": st.booleans(),
+    "o": st.fixed_dictionaries({"x": st.integers(-5, 5), "y": st.text(max_size=3)}),
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_payload_columns_round_trip(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
+    kinds = data.draw(st.lists(st.sampled_from(sorted(field_types)), min_size=1, max_size=4))
+    rows = data.draw(
+        st.lists(
+            st.fixed_dictionaries({}, optional={f"{k}{n}": field_types[k] | st.none() for n, k in enumerate(kinds)}),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    d = events_dir(tmp_path_factory.mktemp("p"), [orjson.dumps(r).decode() for r in rows])
+    frame = ll.decode_payloads(d)
+    for name in {k for r in rows for k in r}:
+        got = frame[name].to_list()
+        want = [r.get(name) for r in rows]
+        assert got == want, name
