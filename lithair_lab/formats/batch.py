@@ -15,6 +15,10 @@ damaged or unusual regions:
   next frame starts, so there is nothing to vectorize before the walk); bodies
   are decoded by :func:`.bincode.decode_body`.
 
+Known limit of the fast path: Polars keeps the first of two equal keys in an
+object and orjson the last, so a line repeating an envelope key (which no
+Lithair writer produces; serde refuses it) may be read with the first value.
+
 Files are read in chunks aligned on record boundaries (:func:`read_journal`),
 so memory stays flat whatever the file's size, and no record is ever larger
 than ``max_record_size`` in memory: a longer line or frame is reported, not
