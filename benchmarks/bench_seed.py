@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from .harness import Row, Timing, markdown, percentile
+from .harness import Row, Timing, in_child, markdown, percentile, proc_status_mib
 
 AREA = "seed"
 PRODUCTS = 100
@@ -156,7 +153,7 @@ def python_child(op: str, n: int, directory: str) -> dict[str, Any]:
                         db.create("products", {"id": f"b{i}", **product(i)})
 
             calls = [lambda s=s: bulk(s) for s in range(0, n, BULK)]
-        before = current_rss_mib()
+        before = proc_status_mib("VmRSS")
         latencies = []
         t0 = time.perf_counter()
         for call in calls:
@@ -168,27 +165,11 @@ def python_child(op: str, n: int, directory: str) -> dict[str, Any]:
     expected = n + (PRODUCTS + USERS if op in ("product_updates", "order_creation") else 0)
     if written != expected:
         raise RuntimeError(f"`{op}` left {written:,} events in the store, expected {expected:,}")
-    return {"seconds": seconds, "latencies": latencies, "rss_before": before, "peak": _status_kib("self", "VmHWM:") / 1024}
-
-
-def current_rss_mib(pid: int | str = "self") -> float:
-    """Resident memory now (``VmRSS``) of a process, in MiB (Linux)."""
-    return _status_kib(pid, "VmRSS:") / 1024
-
-
-def _status_kib(pid: int | str, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    raise RuntimeError(f"`{field}` not in the status of process {pid}")
+    return {"seconds": seconds, "latencies": latencies, "rss_before": before, "peak": proc_status_mib("VmHWM")}
 
 
 def run_python(op: str, n: int, directory: Path) -> dict[str, Any]:
-    code = f"import sys, orjson; from benchmarks.bench_seed import python_child; sys.stdout.buffer.write(orjson.dumps(python_child({op!r}, {n}, {str(directory)!r})))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"python API child for `{op}` failed:\n{out.stderr.decode(errors='replace')}")
-    return orjson.loads(out.stdout)
+    return in_child("benchmarks.bench_seed", "python_child", op, n, str(directory))
 
 
 # -- HTTP API ---------------------------------------------------------------------------
@@ -240,9 +221,9 @@ def run_http(op: str, n: int, directory: Path) -> dict[str, Any]:
 
     with ServerProcess(directory) as server:
         time.sleep(0.2)  # let the server's start-up allocations settle before the baseline
-        before = current_rss_mib(server.proc.pid)  # before the prepared entities; VmHWM after the run is the peak
+        before = proc_status_mib("VmRSS", server.proc.pid)  # before the prepared entities; VmHWM after the run is the peak
         seconds, latencies = asyncio.run(_http_ops(server.url, op, n))
-        peak = _status_kib(server.proc.pid, "VmHWM:") / 1024
+        peak = proc_status_mib("VmHWM", server.proc.pid)
         if server.stop() != 0:
             raise RuntimeError(f"the server of `{op}` did not stop cleanly")
     return {"seconds": seconds, "latencies": latencies, "rss_before": before, "peak": peak}

@@ -9,9 +9,13 @@ and max, because the machine is shared and noisy.
 from __future__ import annotations
 
 import gc
+import pickle
 import resource
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +60,36 @@ def measure(fn: Callable[[], Any], *, repeat: int = 3, setup: Callable[[], Any] 
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def proc_status_mib(field: str, pid: int | str = "self") -> float:
+    """A memory field of ``/proc/<pid>/status`` in MiB (Linux): ``VmRSS`` now, ``VmHWM`` its peak.
+
+    Unlike ``ru_maxrss``, ``VmHWM`` of a child started by ``fork`` + ``exec``
+    is its own, and it can be read for any process while it runs.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"`{field}` is not in the status of process {pid}")
+
+
+def in_child(module: str, function: str, *args: Any) -> Any:
+    """``module.function(*args)`` in a fresh interpreter (for its own peak memory); returns its result.
+
+    Arguments and result travel by pickle; the child's stderr is passed on.
+    """
+    code = (
+        "import pickle, sys, importlib; args = pickle.loads(sys.stdin.buffer.read());"
+        f"r = getattr(importlib.import_module({module!r}), {function!r})(*args);"
+        "sys.stdout.buffer.write(pickle.dumps(r))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, input=pickle.dumps(args), capture_output=True, check=False)
+    sys.stderr.write(out.stderr.decode(errors="replace"))
+    if out.returncode != 0:
+        raise RuntimeError(f"`{module}.{function}` failed in its child process (exit code {out.returncode})")
+    return pickle.loads(out.stdout)  # noqa: S301 - our own child process
 
 
 def percentile(values: list[float], q: float) -> float:
