@@ -23,33 +23,36 @@ class BincodeError(ValueError):
         super().__init__(f"{reason} at byte {pos} of the frame body")
 
 
+_SMALL = [bytes((v,)) for v in range(251)]  # one-byte varints, looked up (the common case)
+_U16, _U32 = struct.Struct("<H"), struct.Struct("<I")
+_NONE, _SOME = b"\x00", b"\x01"
+
+
 def _varint(v: int) -> bytes:
     if v < 251:
-        return bytes((v,))
+        return _SMALL[v]
     if v < 2**16:
-        return b"\xfb" + struct.pack("<H", v)
+        return b"\xfb" + _U16.pack(v)
     if v < 2**32:
-        return b"\xfc" + struct.pack("<I", v)
-    return b"\xfd" + struct.pack("<Q", v)
-
-
-def _str(s: str) -> bytes:
-    b = s.encode()
-    return _varint(len(b)) + b
-
-
-def _opt(s: str | None) -> bytes:
-    return b"\x00" if s is None else b"\x01" + _str(s)
+        return b"\xfc" + _U32.pack(v)
+    return b"\xfd" + LEN.pack(v)
 
 
 def encode_body(env: Envelope) -> bytes:
     """bincode-2 bytes of the 7-field envelope (extra fields cannot be stored)."""
-    if not 0 <= env.timestamp <= U64_MAX:
-        raise ValueError(f"timestamp {env.timestamp} does not fit in u64")
-    return b"".join((
-        _str(env.event_type), _str(env.event_id), _varint(env.timestamp), _str(env.payload),
-        _opt(env.aggregate_id), _opt(env.event_hash), _opt(env.previous_hash),
-    ))  # fmt: skip
+    ts = env.timestamp
+    if not 0 <= ts <= U64_MAX:
+        raise ValueError(f"timestamp {ts} does not fit in u64")
+    # One list, one join: the engine encodes a frame per append in binary mode.
+    et, ei, pl = env.event_type.encode(), env.event_id.encode(), env.payload.encode()
+    parts = [_varint(len(et)), et, _varint(len(ei)), ei, _varint(ts), _varint(len(pl)), pl]
+    for opt in (env.aggregate_id, env.event_hash, env.previous_hash):
+        if opt is None:
+            parts.append(_NONE)
+        else:
+            b = opt.encode()
+            parts += (_SOME, _varint(len(b)), b)
+    return b"".join(parts)
 
 
 def encode_frame(env: Envelope) -> bytes:
