@@ -83,6 +83,22 @@ def test_dedup_index_behaves_like_a_set(keys: list[str], merge_at: int) -> None:
     assert len(rebuilt) == len(seen) and all(k in rebuilt for k in seen)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.text(max_size=3), max_size=8), max_size=40),
+    merge_at=st.sampled_from([1, 4, 1000]),
+)
+def test_dedup_add_all_adds_a_batch_whole_or_not_at_all(batches: list[list[str]], merge_at: int) -> None:
+    index = DedupIndex(merge_at=merge_at)
+    model: set[str] = set()
+    for keys in batches:
+        clash = next((k for i, k in enumerate(keys) if k in model or k in keys[:i]), None)
+        assert index.add_all(keys) == clash
+        if clash is None:
+            model.update(keys)
+        assert len(index) == len(model) and all(k in index for k in model)
+
+
 @pytest.mark.parametrize("n", [100_000])
 def test_dedup_index_memory_per_id_is_flat(n: int) -> None:
     tracemalloc.start()

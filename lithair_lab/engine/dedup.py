@@ -72,6 +72,20 @@ class DedupIndex:
             self._merge()
         return True
 
+    def add_all(self, keys: list[str]) -> str | None:
+        """Add every key, or none: returns the first key already present (or repeated
+        within ``keys``) and changes nothing, else None. One digest per key."""
+        digests = [digest(k) for k in keys]
+        seen: set[bytes] = set()
+        for k, d in zip(keys, digests, strict=True):
+            if d in seen or self._has(d):
+                return k
+            seen.add(d)
+        self._recent |= seen
+        if len(self._recent) >= max(self._merge_at, len(self._sorted) >> 3):
+            self._merge()
+        return None
+
     def discard(self, key: str) -> None:
         """Forget a key added by :meth:`add` whose write then failed."""
         d = digest(key)

@@ -576,40 +576,44 @@ class Store:
             if len(items) == 1:
                 if not self._dedup.add(items[0][0]):
                     raise DuplicateEventError(items[0][0])
-            else:
-                seen: set[str] = set()
-                for key, *_ in items:
-                    if key in seen or key in self._dedup:
-                        raise DuplicateEventError(key)
-                    seen.add(key)
-                for key, *_ in items:
-                    self._dedup.add(key)
-            envs = []
+            elif (dup := self._dedup.add_all([key for key, *_ in items])) is not None:
+                raise DuplicateEventError(dup)
             chain = self.config.hash_chain
-            last = len(items) - 1
             try:
-                # Encode the whole batch first: it is handed to the writer as one piece of bytes
-                # (one write), never split by a rotation, and each of its records but the last
-                # says how many follow, so open can tell a batch cut short by a crash.
-                records = []
-                prev = self._prev
-                for i, (key, event_type, body, aggregate_id, ts) in enumerate(items):
+                prev = self._prev if chain else None
+                if len(items) == 1:  # the hot path: no lists, no joins
+                    key, event_type, body, aggregate_id, ts = items[0]
                     h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
-                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev if chain else None)
-                    records.append(self._encode(env, last - i if last else None))
-                    envs.append(env)
+                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
+                    envs = [env]
+                    data = self._encode(env)
+                    ids = key.encode() + b"\n"
                     prev = h
-                data = records[0] if not last else b"".join(records)
+                else:
+                    # Encode the whole batch first: it is handed to the writer as one piece of bytes
+                    # (one write), never split by a rotation, and each of its records but the last
+                    # says how many follow, so open can tell a batch cut short by a crash.
+                    envs, records = [], []
+                    left = len(items)
+                    for key, event_type, body, aggregate_id, ts in items:
+                        left -= 1
+                        h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
+                        env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
+                        records.append(self._encode(env, left))
+                        envs.append(env)
+                        prev = h
+                    data = b"".join(records)
+                    ids = "".join([key + "\n" for key, *_ in items]).encode()
                 rotate_at = self.config.max_log_file_size
                 if rotate_at and self._active_size and self._active_size + len(data) > rotate_at:
                     self._rotate()
-                ids = b"".join(key.encode() + b"\n" for key, *_ in items)
-                ticket = self._writer.submit(data, ids, len(items))
-                self._prev = prev if chain else None
+                ticket = self._writer.submit(data, ids, len(envs))
+                self._prev = prev
                 self._active_size += len(data)
-                self._active_records += len(items)
+                self._active_records += len(envs)
+                apply = self._state.apply
                 for env in envs:
-                    self._state.apply(env)
+                    apply(env)
                 if self._auto is not None:
                     self._auto.poke()  # an integer comparison; a due compaction runs in its own thread
             except BaseException as e:
@@ -724,7 +728,7 @@ class Store:
             )
             raise LithairLabError(msg) from self._failed
 
-    def _encode(self, env: Envelope, batch_left: int | None = None) -> bytes:
+    def _encode(self, env: Envelope, batch_left: int = 0) -> bytes:
         """The record's bytes; ``batch_left``: records of the same batch that follow it (JSON only)."""
         if self._encoding == "binary":
             return bincode.encode_frame(env)
