@@ -26,7 +26,7 @@ from .errors import (
     StoreLockedError,
     ValidationError,
 )
-from .engine import ReducerRegistry, Store, open_store
+from .engine import Pending, ReducerRegistry, Store, open_store
 from .compaction import Simulation, simulate
 from .engine.compaction import list_backups, restore_backup
 from .engine.policies import (
@@ -118,6 +118,7 @@ __all__ = [
     "shop_models",
     "start_server",
     "RawJSON",
+    "Pending",
     "ReducerRegistry",
     "Store",
     "open_store",
