@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import polars as pl
 import pytest
 
 import lithair_lab as ll
@@ -395,3 +396,18 @@ def test_sigkill_during_a_restore_leaves_one_generation_and_loses_nothing(tmp_pa
     restore_backup(d, keep[0].name)
     with open_store(d) as s:
         assert (s.state, s.event_count) == new
+
+
+def test_scan_numbers_records_after_a_compaction_as_the_engine_does(tmp_path: Path) -> None:
+    d = tmp_path / "shop"
+    with open_store(d) as s:
+        fill(s)  # 116 records
+        s.compact(SMART)  # keeps 56 as history; the state covers all 116
+        s.append("ProductUpdated", {"id": "p0", "price": 7}, aggregate_id="p0", event_id="after")
+        last_seq = s.versions["Product"]["p0"][2]
+    frame = ll.read(d)
+    assert frame["seq"].head(56).to_list() == list(range(56))  # the kept history, in journal order
+    after = frame.filter(pl.col("event_id") == "after")
+    assert after["seq"].to_list() == [116] == [last_seq]
+    head = ll.state_at(d)["Product"].filter(pl.col("_key") == "p0")
+    assert head["_changed_seq"].to_list() == [116] and head["price"].to_list() == [7]

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ..formats import crud
+from ..formats.checkpoint import STATE_FORMAT
 from ..formats.envelope import Envelope, short_type
 
 Reducer = Callable[[dict[str, dict[str, Any]], Envelope, Any], None]
@@ -21,7 +22,6 @@ Route = tuple["Reducer | None", "str | None", "crud.Action | None"]
 """``reducer(state, envelope, data)``: mutate ``state`` (model -> key -> object);
 ``data`` is the decoded payload (None when the payload is not JSON)."""
 
-STATE_FORMAT = "lithair_lab.state/1"
 
 
 class ReducerRegistry:

@@ -14,6 +14,8 @@ JOURNAL_NAME = re.compile(
     r"events\.raftlog|native-journal-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.raftlog"
 )
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: The `state` of checkpoints lithair_lab's engine writes (docs/ARCHITECTURE.md).
+STATE_FORMAT = "lithair_lab.state/1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +111,17 @@ def verify_prefix(cp: Checkpoint, journal: BinaryIO) -> None:
             f"the first {cp.offset} bytes of `{cp.journal}` hash to {h.hexdigest()}, not the checkpoint's"
             f" {cp.prefix_sha256} (the journal was changed after the checkpoint)"
         )
+
+
+def history_length(cp: Checkpoint) -> int | None:
+    """How many records of the whole history a lithair_lab checkpoint's state covers.
+
+    After a compaction this exceeds ``covered_events``: the records that follow
+    the checkpoint continue the history's numbering from it. None for upstream
+    checkpoints, whose state has no such count.
+    """
+    if f'"format":"{STATE_FORMAT}"' not in cp.state:  # cheap test before decoding a large state
+        return None
+    state = orjson.loads(cp.state)
+    events = state.get("events") if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+    return events if isinstance(events, int) and not isinstance(events, bool) else None

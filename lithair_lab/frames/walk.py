@@ -15,7 +15,7 @@ from typing import Literal
 import polars as pl
 
 from lithair_lab.errors import DamageError
-from lithair_lab.formats import batch
+from lithair_lab.formats import batch, checkpoint, layout
 from lithair_lab.formats.schema import DAMAGE_SCHEMA, EVENT_COLUMNS, EVENT_SCHEMA
 
 from .stores import NOTICES, Store, plan
@@ -50,6 +50,8 @@ def walk(
 
     ``seq`` restarts at 0 for each store: it is the position of a record in
     its store's history (the number checkpoints count in ``covered_events``).
+    In a compacted store, the records after the checkpoint's ``covered_events``
+    are numbered from the length of the history the checkpoint's state covers.
     With ``on_damage="raise"`` the first damage row raises :class:`DamageError`
     (a bad checkpoint raises :class:`CheckpointError`) before any record after
     it is returned.
@@ -63,6 +65,9 @@ def walk(
                 raise_first(problems, store.directory)
             yield Step(pl.DataFrame(schema=EVENT_SCHEMA), problems)
         seq = 0
+        # After a compaction the records that follow the checkpoint continue the
+        # whole history's numbering (the engine's versions name those positions).
+        renumber_from, shift = _renumbering(p.checkpoint)
         for journal in p.journals:
             if not journal.is_file():
                 continue  # the active file of a store that has only rotated segments
@@ -72,12 +77,23 @@ def walk(
                 if strict and damage.height:
                     raise_first(damage, store.directory)
                 n = b.records.height
+                position = pl.int_range(n, dtype=pl.UInt64) + seq
+                if shift:
+                    position = pl.when(position >= renumber_from).then(position + shift).otherwise(position)
                 records = b.records.with_columns(
-                    (pl.int_range(n, dtype=pl.UInt64) + seq).alias("seq"),
+                    position.alias("seq"),
                     pl.lit(store.name, pl.String).alias("store"),
                 ).select(EVENT_COLUMNS)
                 seq += n
                 yield Step(records, damage)
+
+
+def _renumbering(cp: checkpoint.Checkpoint | None) -> tuple[int, int]:
+    """``(from, shift)``: positions at or after ``from`` move up by ``shift`` (0: none)."""
+    if cp is None or cp.journal == layout.ACTIVE:
+        return 0, 0
+    length = checkpoint.history_length(cp)
+    return (cp.covered_events, length - cp.covered_events) if length and length > cp.covered_events else (0, 0)
 
 
 def raise_first(damage: pl.DataFrame, directory: Path) -> None:

@@ -21,7 +21,6 @@ from lithair_lab.formats import checkpoint, layout
 
 from .moment import UTC, Moment
 
-STATE_FORMAT = "lithair_lab.state/1"  # the engine's checkpoint state (docs/ARCHITECTURE.md)
 
 Source = str | Path | pl.LazyFrame | pl.DataFrame
 
@@ -169,27 +168,18 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
     # numbering the frame's `seq` uses after them).
     prefix = events.head(covered)
     present = prefix.height
-    if not (isinstance(state, dict) and state.get("format") == STATE_FORMAT):
+    if not (isinstance(state, dict) and state.get("format") == checkpoint.STATE_FORMAT):
         if cp.journal == layout.ACTIVE or (state in ({}, None) and covered == 0):
             return None  # an upstream checkpoint over records we hold: fold the records themselves
         raise CheckpointError(
             snap,
-            f"its state is not in `{STATE_FORMAT}` form and the records it covers were removed with the"
+            f"its state is not in `{checkpoint.STATE_FORMAT}` form and the records it covers were removed with the"
             f" journals before `{cp.journal}`, so no moment of this directory can be reconstructed exactly",
         )
     events_covered = state.get("events")
     if not isinstance(events_covered, int) or events_covered < present:
         raise CheckpointError(snap, f"its state covers {events_covered!r} records, but {present} precede it")
     complete = events_covered == present
-    if not complete and events.height > present and events["seq"][present] == present:
-        # After a compaction the engine numbers the records that follow its
-        # checkpoint from `events` (the whole history's length), so the
-        # versions it keeps name those positions; number the frame alike.
-        shift = pl.int_range(pl.len(), dtype=pl.UInt64) >= present
-        events = events.with_columns(
-            pl.when(shift).then(pl.col("seq") + (events_covered - present)).otherwise(pl.col("seq")).alias("seq")
-        )
-        history.events = events
     times = [t for t in (prefix["timestamp"].max(),) if t is not None]
     for per_model in state.get("versions", {}).values():
         times.extend(dt.datetime.fromtimestamp(v[1], UTC) for v in per_model.values())
