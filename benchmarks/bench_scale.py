@@ -3,10 +3,10 @@
 ``python -m benchmarks.bench_scale [--quick] [--no-huge]``
 
 For each size (full: 1,000,000 and 10,000,000 events, ``--no-huge`` only the
-first; ``--quick``: 20,000 in a temporary directory) a CRUD log over 10,000
-entities (``bench_state.workload``: creates, whole and partial updates,
-deletes) is written once through the engine into ``benchmarks/out/scale-<n>/``
-(git-ignored) with a plain NDJSON copy of its envelopes, and reused by later
+first; ``--quick``: 20,000 in a temporary directory) a CRUD log
+(``bench_state.workload``: creates, whole and partial updates, deletes; 10,000
+new entities per 500,000 events) is written once through the engine into
+``benchmarks/out/scale-<n>/`` (git-ignored) with a plain NDJSON copy of its envelopes, and reused by later
 runs. Each measurement runs in a fresh process, so its peak memory (``VmHWM``)
 is its own:
 
@@ -44,7 +44,7 @@ from .harness import Row, Timing, in_child, markdown, proc_status_mib
 AREA = "scale"
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "out"
-ENTITIES = 10_000
+ENTITIES = 10_000  # per chunk
 CHUNK = 500_000  # events generated (and held in memory) at a time
 
 
@@ -58,9 +58,12 @@ def write_log(directory: Path, n: int, entities: int) -> None:
     with ll.open_store(directory) as store:
         for c, start in enumerate(range(0, n, CHUNK)):
             events = workload(min(CHUNK, n - start), entities, seed=c)
-            for e in events:  # later chunks go on in time, with ids of their own
+            for e in events:  # each chunk: entities, event ids and times of its own, after the last chunk's
                 e["timestamp"] += start // 100
                 e["event_id"] = f"c{c}-{e['event_id']}"
+                e["aggregate_id"] = f"c{c}-{e['aggregate_id']}"
+                if "id" in e["payload"]:
+                    e["payload"]["id"] = e["aggregate_id"]
             for i in range(0, len(events), 10_000):
                 store.append_many(events[i : i + 10_000])
 
@@ -156,7 +159,7 @@ def scale_rows(n: int, log: Path, entities: int, repeat: int) -> list[Row]:
         ]
 
     return [
-        Row(AREA, f"{size} events: journal size", mib, "MiB", notes={"entities": entities}),
+        Row(AREA, f"{size} events: journal size", mib, "MiB", notes={"entities": entities * -(-n // CHUNK)}),
         *pair("ll.read", "pl.read_ndjson", "ll.read (envelope frame, CRC checked)", target="≤ 2× anchor"),
         *pair("state_at", "naive fold", "state_at(head), cold from files"),
         *pair("open_store", "naive fold", "open_store (full replay)"),
