@@ -105,6 +105,10 @@ class HistoryWarning(LithairLabWarning):
     """A history holds inconsistencies (an update before its create, a delete of an unknown entity...)."""
 
 
+class PerformanceWarning(LithairLabWarning):
+    """A slower path is taken (for example the native read accelerator is not built)."""
+
+
 class PolicyError(LithairLabError, ValueError):
     """A compaction policy is invalid or would lose state."""
 

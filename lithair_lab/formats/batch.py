@@ -36,10 +36,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 import polars as pl
 
-from . import bincode, crud, jsonlines
+from . import bincode, crud, jsonlines, native
 from .envelope import ENVELOPE_FIELDS, Envelope, envelope_from_obj, short_type
 from .schema import DAMAGE_SCHEMA, EVENT_SCHEMA
 
@@ -328,6 +329,106 @@ def _decode_json(buf: bytes, *, file: str, offset: int, line: int) -> tuple[pl.D
 
 
 def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame | None:
+    """Decode ``buf``'s lines with Polars' NDJSON reader, or None when only the reference path can.
+
+    Splitting lines, checking CRCs and building the NDJSON buffer is done by the
+    native pass when it is built (:mod:`.native`), else by Polars and Python;
+    the checks that fast-parsed rows agree with the reference codec follow.
+    """
+    module = native.load()
+    if module is not None:
+        split = _split_native(module, buf, base_offset, base_line, damage)
+    else:
+        split = _split_python(buf, base_offset, base_line, damage)
+    if split is None:
+        return None
+    good, parsed = split
+    if parsed is None:  # the NDJSON reader refused something: decode record by record
+        rows = _slow_lines(buf, good.get_column("start").to_list(), good.get_column("line").to_list(), base_offset, damage)
+        return pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
+
+    any_blank_body = bool(good.get_column("blank_body").any())
+    nonblank = good.filter(~pl.col("blank_body")) if any_blank_body else good
+    frame = pl.concat([nonblank, parsed], how="horizontal")
+    required = ("event_type", "event_id", "timestamp", "payload")
+    envelope = frame.select(
+        pl.all_horizontal(pl.col(k).is_not_null() for k in required)
+        & pl.all_horizontal(pl.col(k).is_null() | pl.col(f"quoted_{k}") for k in _STRING_FIELDS)
+    ).to_series()
+    # Regexes run only on the few rows that need them: a `\u` escape may be a lone
+    # surrogate (orjson refuses it), and a row with no envelope field may be raw JSON.
+    surrogate = _where(buf, frame, frame.get_column("escape_u"), r"\\u[dD][89a-fA-F]")
+    envelope = envelope & ~surrogate
+    all_absent = frame.select(pl.all_horizontal(pl.col(k).is_null() for k in required)).to_series()
+    named = _where(buf, frame, all_absent & ~surrogate, '"(event_type|event_id|timestamp|payload)"')
+    raw = all_absent & ~surrogate & ~named
+    payload = frame.get_column("payload")
+    if raw.any():  # a valid JSON line that is not an envelope: its text is the payload
+        rows = raw.arg_true()
+        payload = payload.scatter(rows, _bodies(buf, frame.gather(rows)))
+    both = frame.with_columns(
+        kind=pl.when(envelope).then(pl.lit("envelope")).when(raw).then(pl.lit("raw")).otherwise(pl.lit(None, pl.String)),
+        payload=payload,
+    ).select(
+        (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
+        pl.col("line"),
+        pl.when("has_crc").then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
+        pl.col("kind").alias("record_kind"),
+        pl.col("event_type"),
+        pl.col("event_id"),
+        pl.col("timestamp").cast(pl.Int128).alias("ts"),
+        pl.col("payload"),
+        *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
+        pl.col(BATCH_FIELD).alias("follows"),
+    )
+    undecided = both.get_column("record_kind").is_null()
+    if not undecided.any() and not any_blank_body:
+        return both
+    fast = both.filter(~undecided)
+    slow = pl.concat(
+        [both.filter(undecided).select("offset", "line"),
+         good.filter(pl.col("blank_body")).select((pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"), "line")]
+    )  # fmt: skip
+    starts = [o - base_offset for o in slow.get_column("offset").to_list()]
+    rows = _slow_lines(buf, starts, slow.get_column("line").to_list(), base_offset, damage)
+    if rows:
+        fast = pl.concat([fast, pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row")]).sort("offset")
+    return fast
+
+
+# A split of a chunk: the non-blank lines whose CRC is right (columns `start` in the
+# chunk, `line` in the file, `has_crc`, `blank_body`, `escape_u`: a `\u` in the body,
+# `quoted_<field>`: `"<field>":"` in the body), and Polars' NDJSON parse of those
+# whose body is not blank, row for row (None when the reader refused the buffer).
+_Split = tuple[pl.DataFrame, pl.DataFrame | None]
+
+# Flags of a line from the native pass (the F_* constants of _native.c).
+_F_HAS_CRC, _F_CRC_BAD, _F_BLANK_BODY, _F_ESCAPE_U, _F_QUOTED0 = 0x1, 0x2, 0x4, 0x8, 0x100
+_NATIVE_KEYS = ("event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash")
+
+
+def _split_native(module: Any, buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> _Split:
+    """One native pass (lines, CRC prefixes and CRCs, flags, NDJSON buffer): no per-record Python work."""
+    starts, lines, flag_bytes, ndjson, n_parse = module.split_lines(buf)
+    flags = np.frombuffer(flag_bytes, np.uint16)
+    columns: dict[str, np.ndarray] = {
+        "start": np.frombuffer(starts, np.int64),
+        "line": np.frombuffer(lines, np.int64).astype(np.uint64) + np.uint64(base_line),
+        "has_crc": (flags & _F_HAS_CRC) != 0,
+        "blank_body": (flags & _F_BLANK_BODY) != 0,
+        "escape_u": (flags & _F_ESCAPE_U) != 0,
+        **{f"quoted_{k}": (flags & (_F_QUOTED0 << i)) != 0 for i, k in enumerate(_NATIVE_KEYS)},
+    }
+    bad = (flags & _F_CRC_BAD) != 0
+    if bad.any():
+        for start, line in zip(columns["start"][bad].tolist(), columns["line"][bad].tolist(), strict=True):
+            _bad_crc(damage, _line_at(buf, start), base_offset + start, line)
+        columns = {k: v[~bad] for k, v in columns.items()}
+    return pl.DataFrame(columns), _parse(ndjson, n_parse)
+
+
+def _split_python(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> _Split | None:
+    """The same split with Polars and Python (``zlib.crc32`` per record), or None when not UTF-8 or CRLF."""
     try:
         text = pl.read_lines(buf, name="text").to_series()
     except pl.exceptions.ComputeError:
@@ -360,7 +461,7 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
     parse_rows = bodies if not blank_body.any() else [b for b, blank in zip(bodies, blank_body, strict=True) if not blank]
 
     # Parse in a second thread (Polars releases the GIL) while this one computes CRCs.
-    result: dict[str, Any] = {}
+    result: dict[str, pl.DataFrame | None] = {}
     worker = threading.Thread(target=_parse_into, args=(parse_rows, result))
     worker.start()
     if has_crc.all():
@@ -373,92 +474,67 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
             computed = pl.Series("crc", [zlib.crc32(bodies[i]) for i in crc_idx.to_list()], dtype=pl.Int64)
             crc_ok = crc_ok.scatter(crc_idx, computed == lines.get_column("stored").gather(crc_idx))
     worker.join()
-    lines = lines.with_columns(crc_ok=crc_ok.alias("crc_ok"))
-    all_ok, any_blank_body = bool(crc_ok.all()), bool(blank_body.any())
-
-    # Filters copy every string column: filter only when something is to be left out.
-    if not all_ok:
-        bad = lines.filter(~pl.col("crc_ok"))
-        for row in bad.select("start", "line", "text").iter_rows():
-            raw = row[2].encode()
-            damage.add(base_offset + row[0], row[1], BAD_CRC, f"stored CRC {raw[:8].decode()} does not match the record", raw)
-    lines = lines.drop("text")
-    good = lines if all_ok else lines.filter(pl.col("crc_ok"))
+    all_ok = bool(crc_ok.all())
     parsed = result.get("frame")
-    if parsed is not None and not all_ok:  # parsed rows include damaged bodies: keep the good ones only
-        parsed = parsed.filter(lines.filter(~pl.col("blank_body")).get_column("crc_ok"))
-    if parsed is None and not all_ok:  # perhaps only the damaged bodies were not JSON
-        _parse_into([b for b, ok, blank in zip(bodies, crc_ok, blank_body, strict=True) if ok and not blank], result)
-        parsed = result.get("frame")
-    del bodies
-    if parsed is None:  # the NDJSON reader refused something: decode record by record
-        rows = _slow_lines(buf, good.get_column("start").to_list(), good.get_column("line").to_list(), base_offset, damage)
-        return pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
-
-    nonblank = good.filter(~pl.col("blank_body")) if any_blank_body else good
+    if not all_ok:
+        for start, line, raw in lines.filter(~crc_ok).select("start", "line", "text").iter_rows():
+            _bad_crc(damage, raw.encode(), base_offset + start, line)
+        if parsed is not None:  # parsed rows include damaged bodies: keep the good ones only
+            parsed = parsed.filter(crc_ok.filter(~blank_body))
+        else:  # perhaps only the damaged bodies were not JSON
+            _parse_into([b for b, ok, blank in zip(bodies, crc_ok, blank_body, strict=True) if ok and not blank], result)
+            parsed = result.get("frame")
+        lines = lines.filter(crc_ok)
     body = pl.col("body")
-    frame = pl.concat([nonblank, parsed], how="horizontal")
-    required = ("event_type", "event_id", "timestamp", "payload")
-    envelope = frame.select(
-        pl.all_horizontal(pl.col(k).is_not_null() for k in required)
-        & pl.all_horizontal(pl.col(k).is_null() | body.str.contains(f'"{k}":"', literal=True) for k in _STRING_FIELDS)
-    ).to_series()
-    # Regexes run only on the few rows that need them: a `\u` escape may be a lone
-    # surrogate (orjson refuses it), and a row with no envelope field may be raw JSON.
-    surrogate = _where(frame, frame.select(body.str.contains("\\u", literal=True)).to_series(), r"\\u[dD][89a-fA-F]")
-    envelope = envelope & ~surrogate
-    all_absent = frame.select(pl.all_horizontal(pl.col(k).is_null() for k in required)).to_series()
-    named = _where(frame, all_absent & ~surrogate, '"(event_type|event_id|timestamp|payload)"')
-    raw = all_absent & ~surrogate & ~named
-    both = frame.with_columns(
-        kind=pl.when(envelope).then(pl.lit("envelope")).when(raw).then(pl.lit("raw")).otherwise(pl.lit(None, pl.String))
-    ).select(
-        (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
-        pl.col("line"),
-        pl.when("has_crc").then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
-        pl.col("kind").alias("record_kind"),
-        pl.col("event_type"),
-        pl.col("event_id"),
-        pl.col("timestamp").cast(pl.Int128).alias("ts"),
-        pl.when(pl.col("kind") == "raw").then(body).otherwise(pl.col("payload")).alias("payload"),
-        *(pl.col(k) for k in ("aggregate_id", "event_hash", "previous_hash")),
-        pl.col(BATCH_FIELD).alias("follows"),
-    )
-    undecided = both.get_column("record_kind").is_null()
-    if not undecided.any() and not any_blank_body:
-        return both
-    fast = both.filter(~undecided)
-    slow = pl.concat(
-        [both.filter(undecided).select("offset", "line"),
-         good.filter(pl.col("blank_body")).select((pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"), "line")]
+    good = lines.select(
+        "start", "line", "has_crc", "blank_body",
+        body.str.contains("\\u", literal=True).alias("escape_u"),
+        *(body.str.contains(f'"{k}":"', literal=True).alias(f"quoted_{k}") for k in _STRING_FIELDS),
     )  # fmt: skip
-    starts = [o - base_offset for o in slow.get_column("offset").to_list()]
-    rows = _slow_lines(buf, starts, slow.get_column("line").to_list(), base_offset, damage)
-    if rows:
-        fast = pl.concat([fast, pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row")]).sort("offset")
-    return fast
+    return good, parsed
 
 
-def _where(frame: pl.DataFrame, mask: pl.Series, pattern: str) -> pl.Series:
+def _bad_crc(damage: _Damage, raw: bytes, offset: int, line: int) -> None:
+    damage.add(offset, line, BAD_CRC, f"stored CRC {raw[:8].decode()} does not match the record", raw)
+
+
+def _line_at(buf: bytes, start: int) -> bytes:
+    end = buf.find(b"\n", start)
+    return buf[start : len(buf) if end == -1 else end]
+
+
+def _bodies(buf: bytes, rows: pl.DataFrame) -> pl.Series:
+    """The JSON text of a few rows of a split (``start``, ``has_crc``), sliced out of ``buf``."""
+    return pl.Series(
+        "body",
+        [_line_at(buf, s)[9 if crc else 0 :].decode() for s, crc in rows.select("start", "has_crc").iter_rows()],
+        pl.String,
+    )
+
+
+def _where(buf: bytes, frame: pl.DataFrame, mask: pl.Series, pattern: str) -> pl.Series:
     """``mask & body matches pattern``, running the regex only on the rows of ``mask``."""
     if not mask.any():
         return mask
     rows = mask.arg_true()
-    hits = frame.get_column("body").gather(rows).str.contains(pattern)
+    hits = _bodies(buf, frame.gather(rows)).str.contains(pattern)
     return pl.Series(mask.name, [False] * len(mask), pl.Boolean).scatter(rows, hits)
 
 
-def _parse_into(bodies: list[bytes], result: dict[str, Any]) -> None:
-    """Parse bodies (one JSON object each) with Polars' NDJSON reader, or leave no result."""
-    if not bodies:
-        result["frame"] = pl.DataFrame(schema=_NDJSON_SCHEMA)
-        return
+def _parse(ndjson: bytes, n_rows: int) -> pl.DataFrame | None:
+    """Polars' NDJSON parse of ``n_rows`` bodies joined by newlines, or None if refused."""
+    if not n_rows:
+        return pl.DataFrame(schema=_NDJSON_SCHEMA)
     try:
-        frame = pl.read_ndjson(b"\n".join(bodies), schema=_NDJSON_SCHEMA)
+        frame = pl.read_ndjson(ndjson, schema=_NDJSON_SCHEMA)
     except (pl.exceptions.PolarsError, ValueError, OverflowError):
-        return
-    if frame.height == len(bodies):  # a lone '\r' or similar would shift rows
-        result["frame"] = frame
+        return None
+    return frame if frame.height == n_rows else None  # a lone '\r' or similar would shift rows
+
+
+def _parse_into(bodies: list[bytes], result: dict[str, pl.DataFrame | None]) -> None:
+    """:func:`_parse` of a list of bodies, into ``result["frame"]`` (run in a thread)."""
+    result["frame"] = _parse(b"\n".join(bodies), len(bodies))
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,231 @@
+/* Native pass over CRC-framed JSON lines (FORMATS.md section 2), for formats/batch.py.
+ *
+ * split_lines(buf) walks a chunk of whole lines once, without the GIL, and
+ * returns per non-blank line its offset, line index and flags, plus the NDJSON
+ * buffer of the bodies Polars should parse. It decides nothing the reference
+ * codec (jsonlines.py) does not: the prefix rule is jsonlines.has_crc_prefix,
+ * the CRC is CRC-32 (IEEE) as zlib.crc32, blank is bytes.strip's whitespace.
+ * UTF-8 validity and JSON are left to Polars and the reference path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Flags of one line (uint16 each), mirrored in batch.py. */
+#define F_HAS_CRC 0x0001u    /* an 8-hex-digit prefix and ':' */
+#define F_CRC_BAD 0x0002u    /* the stored CRC differs from the body's */
+#define F_BLANK_BODY 0x0004u /* the body after the prefix is whitespace only */
+#define F_ESCAPE_U 0x0008u   /* the body contains a `\u` escape */
+#define F_QUOTED0 0x0100u    /* bit 8 + k: the body contains `"<key k>":"` */
+
+static const char *const STRING_KEYS[] = {
+    "event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash",
+};
+#define N_KEYS 6
+
+static uint32_t crc_table[8][256];
+static size_t key_len[N_KEYS];
+
+static void tables_init(void) {
+    for (int k = 0; k < N_KEYS; k++) key_len[k] = strlen(STRING_KEYS[k]);
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+}
+
+/* CRC-32 (IEEE, reflected), slice-by-8: eight table lookups per 8 bytes. */
+static uint32_t crc32_ieee(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    while (n && ((uintptr_t)p & 7)) {
+        c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+        n--;
+    }
+    while (n >= 8) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + 4, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        lo = __builtin_bswap32(lo);
+        hi = __builtin_bswap32(hi);
+#endif
+        lo ^= c;
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^ crc_table[5][(lo >> 16) & 0xFF] ^
+            crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xFF] ^ crc_table[2][(hi >> 8) & 0xFF] ^
+            crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* bytes.strip()'s whitespace other than '\n' (lines hold no '\n'). */
+static int is_blank(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (!(c == ' ' || c == '\t' || c == '\r' || c == 0x0b || c == 0x0c)) return 0;
+    }
+    return 1;
+}
+
+/* Which `"<key>":"` patterns occur in the body: every one has a ':' with '"' on both sides. */
+static uint16_t quoted_keys(const unsigned char *body, size_t n) {
+    uint16_t flags = 0;
+    const unsigned char *end = body + n, *p = body;
+    while (p < end && (p = memchr(p, ':', (size_t)(end - p))) != NULL) {
+        size_t at = (size_t)(p - body);
+        if (at >= 1 && at + 1 < n && body[at - 1] == '"' && body[at + 1] == '"') {
+            for (int k = 0; k < N_KEYS; k++) {
+                size_t len = key_len[k];
+                if (at >= len + 2 && body[at - len - 2] == '"' && memcmp(body + at - 1 - len, STRING_KEYS[k], len) == 0)
+                    flags |= (uint16_t)(F_QUOTED0 << k);
+            }
+        }
+        p++;
+    }
+    return flags;
+}
+
+static int has_escape_u(const unsigned char *body, size_t n) {
+    const unsigned char *end = body + n, *p = body;
+    while (p < end && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (p + 1 < end && p[1] == 'u') return 1;
+        p++;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(split_lines_doc,
+"split_lines(buf, /)\n--\n\n"
+"Walk whole lines of a CRC-framed JSON journal chunk in one pass.\n\n"
+"Returns ``(starts, lines, flags, ndjson, n_parse)``: for each non-blank line,\n"
+"its byte offset in ``buf`` (int64), its 0-based line index (int64) and its\n"
+"flags (uint16), as raw bytes in native byte order; ``ndjson`` joins with ``\\n`` the\n"
+"bodies (CRC prefix stripped) of the lines whose CRC is right and whose body\n"
+"is not blank, ``n_parse`` of them. A last line without ``\\n`` is a line too.");
+
+static PyObject *split_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*:split_lines", &view)) return NULL;
+    const unsigned char *buf = view.buf;
+    size_t size = (size_t)view.len;
+
+    size_t n_lines = 0;
+    for (const unsigned char *p = buf, *end = buf + size; p < end; n_lines++) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    PyObject *starts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 8));
+    PyObject *lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 8));
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 2));
+    PyObject *ndjson = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!starts || !lines || !flags || !ndjson) {
+        Py_XDECREF(starts);
+        Py_XDECREF(lines);
+        Py_XDECREF(flags);
+        Py_XDECREF(ndjson);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int64_t *out_start = (int64_t *)PyBytes_AS_STRING(starts);
+    int64_t *out_line = (int64_t *)PyBytes_AS_STRING(lines);
+    uint16_t *out_flags = (uint16_t *)PyBytes_AS_STRING(flags);
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(ndjson);
+    size_t kept = 0, written = 0, n_parse = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *p = buf, *end = buf + size;
+    for (int64_t index = 0; p < end; index++) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        if (!is_blank(p, len)) {
+            uint16_t f = 0;
+            const unsigned char *body = p;
+            size_t body_len = len;
+            if (len >= 9 && p[8] == ':') {
+                uint32_t stored = 0;
+                int hex = 1;
+                for (int i = 0; i < 8 && hex; i++) {
+                    int v = hex_value(p[i]);
+                    if (v < 0) hex = 0;
+                    stored = (stored << 4) | (uint32_t)(v < 0 ? 0 : v);
+                }
+                if (hex) {
+                    f |= F_HAS_CRC;
+                    body = p + 9;
+                    body_len = len - 9;
+                    if (crc32_ieee(body, body_len) != stored) f |= F_CRC_BAD;
+                }
+            }
+            if (is_blank(body, body_len)) f |= F_BLANK_BODY;
+            if (!(f & (F_CRC_BAD | F_BLANK_BODY))) {
+                f |= quoted_keys(body, body_len);
+                if (has_escape_u(body, body_len)) f |= F_ESCAPE_U;
+                if (n_parse) out[written++] = '\n';
+                memcpy(out + written, body, body_len);
+                written += body_len;
+                n_parse++;
+            }
+            out_start[kept] = (int64_t)(p - buf);
+            out_line[kept] = index;
+            out_flags[kept] = f;
+            kept++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+
+    if (_PyBytes_Resize(&starts, (Py_ssize_t)(kept * 8)) < 0 || _PyBytes_Resize(&lines, (Py_ssize_t)(kept * 8)) < 0 ||
+        _PyBytes_Resize(&flags, (Py_ssize_t)(kept * 2)) < 0 || _PyBytes_Resize(&ndjson, (Py_ssize_t)written) < 0) {
+        Py_XDECREF(starts);
+        Py_XDECREF(lines);
+        Py_XDECREF(flags);
+        Py_XDECREF(ndjson);
+        return NULL;
+    }
+    return Py_BuildValue("(NNNNn)", starts, lines, flags, ndjson, (Py_ssize_t)n_parse);
+}
+
+PyDoc_STRVAR(crc32_doc, "crc32(data, /)\n--\n\nCRC-32 (IEEE) of ``data``, as ``zlib.crc32``.");
+
+static PyObject *crc32_py(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*:crc32", &view)) return NULL;
+    uint32_t c;
+    Py_BEGIN_ALLOW_THREADS
+    c = crc32_ieee(view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(c);
+}
+
+static PyMethodDef methods[] = {
+    {"split_lines", split_lines, METH_VARARGS, split_lines_doc},
+    {"crc32", crc32_py, METH_VARARGS, crc32_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native", "Native pass over CRC-framed JSON lines (see batch.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    tables_init();
+    return PyModule_Create(&module);
+}
