@@ -677,15 +677,21 @@ def _json_work(
                 continue
             carry = data
             continue
-        body, tail = data[:cut], data[cut:]
-        end_line = line + data.count(b"\n", 0, cut)
+        body, tail = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        end_line = line + _count_newlines(body)
         torn = at_eof and bool(tail) and final
         yield partial(_decode_chunk, body, name, pos, line, tail if torn else b"", pos + cut, end_line, at_eof and final)
         line = end_line
         pos += cut
         if at_eof and tail:
             return  # a torn tail was decoded with the chunk, or (not final) waits for the next call
-        carry = tail
+        if tail:  # read the unfinished line again with the next chunk (cheaper than joining bytes)
+            f.seek(pos)
+
+
+def _count_newlines(data: bytes) -> int:
+    module = native.load()
+    return module.count_newlines(data) if module is not None else data.count(b"\n")
 
 
 def _decode_chunk(
