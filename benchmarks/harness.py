@@ -14,6 +14,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -74,10 +75,18 @@ def proc_status_mib(field: str, pid: int | str = "self") -> float:
     raise RuntimeError(f"`{field}` is not in the status of process {pid}")
 
 
-def in_child(module: str, function: str, *args: Any) -> Any:
+class MemoryLimitExceeded(RuntimeError):
+    """A child process passed its memory limit and was killed (see :func:`in_child`)."""
+
+
+def in_child(module: str, function: str, *args: Any, memory_limit_mib: float | None = None) -> Any:
     """``module.function(*args)`` in a fresh interpreter (for its own peak memory); returns its result.
 
     Arguments and result travel by pickle; the child's stderr is passed on.
+    With ``memory_limit_mib`` the child's resident memory is watched (every
+    0.1 s) and the child is killed when it passes the limit, raising
+    :class:`MemoryLimitExceeded`, so that a benchmark too big for a shared
+    machine stops itself instead of pushing others into swap or the OOM killer.
     """
     code = (
         "import pickle, sys, importlib; args = pickle.loads(sys.stdin.buffer.read());"
@@ -85,11 +94,28 @@ def in_child(module: str, function: str, *args: Any) -> Any:
         "sys.stdout.buffer.write(pickle.dumps(r))"
     )
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, input=pickle.dumps(args), capture_output=True, check=False)
-    sys.stderr.write(out.stderr.decode(errors="replace"))
-    if out.returncode != 0:
-        raise RuntimeError(f"`{module}.{function}` failed in its child process (exit code {out.returncode})")
-    return pickle.loads(out.stdout)  # noqa: S301 - our own child process
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE, stdout=out, stderr=err)
+        proc.stdin.write(pickle.dumps(args))  # type: ignore[union-attr]
+        proc.stdin.close()  # type: ignore[union-attr]
+        peak = 0.0
+        while proc.poll() is None:
+            if memory_limit_mib is not None:
+                try:
+                    peak = max(peak, proc_status_mib("VmRSS", proc.pid))
+                except (OSError, RuntimeError):  # exited between poll and read
+                    continue
+                if peak > memory_limit_mib:
+                    proc.kill()
+                    proc.wait()
+                    raise MemoryLimitExceeded(f"`{module}.{function}` passed {memory_limit_mib:,.0f} MiB resident and was stopped")
+            time.sleep(0.1)
+        err.seek(0)
+        sys.stderr.write(err.read().decode(errors="replace"))
+        if proc.returncode != 0:
+            raise RuntimeError(f"`{module}.{function}` failed in its child process (exit code {proc.returncode})")
+        out.seek(0)
+        return pickle.loads(out.read())  # noqa: S301 - our own child process
 
 
 def percentile(values: list[float], q: float) -> float:
