@@ -11,6 +11,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Flags of one line (uint16 each), mirrored in batch.py. */
 #define F_HAS_CRC 0x0001u    /* an 8-hex-digit prefix and ':' */
@@ -164,31 +167,45 @@ static int is_blank(const unsigned char *p, size_t n) {
     return 1;
 }
 
-/* Which `"<key>":"` patterns occur in the body: every one has a ':' with '"' on both sides. */
-static uint16_t quoted_keys(const unsigned char *body, size_t n) {
-    uint16_t flags = 0;
-    const unsigned char *end = body + n, *p = body;
-    while (p < end && (p = memchr(p, ':', (size_t)(end - p))) != NULL) {
-        size_t at = (size_t)(p - body);
-        if (at >= 1 && at + 1 < n && body[at - 1] == '"' && body[at + 1] == '"') {
-            for (int k = 0; k < N_KEYS; k++) {
-                size_t len = key_len[k];
-                if (at >= len + 2 && body[at - len - 2] == '"' && memcmp(body + at - 1 - len, STRING_KEYS[k], len) == 0)
-                    flags |= (uint16_t)(F_QUOTED0 << k);
-            }
-        }
-        p++;
-    }
-    return flags;
-}
-
-static int has_escape_u(const unsigned char *body, size_t n) {
-    const unsigned char *end = body + n, *p = body;
-    while (p < end && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-        if (p + 1 < end && p[1] == 'u') return 1;
-        p++;
+/* The key flags of a `":"` at `at` (the quote closing a key): `"<key>":"`. */
+static uint16_t key_at(const unsigned char *body, size_t at) {
+    for (int k = 0; k < N_KEYS; k++) {
+        size_t len = key_len[k];
+        if (at >= len + 1 && body[at - len - 1] == '"' && memcmp(body + at - len, STRING_KEYS[k], len) == 0)
+            return (uint16_t)(F_QUOTED0 << k);
     }
     return 0;
+}
+
+/* The flags the checks of batch.py need from a body: which `"<key>":"` occur
+ * and whether a `\u` occurs (as substrings, like Polars' str.contains). */
+static uint16_t body_flags(const unsigned char *body, size_t n) {
+    uint16_t flags = 0;
+    size_t i = 0;
+#ifdef __SSE2__
+    /* 16 positions at a time: compare the bytes at i, i+1, i+2 with each pattern. */
+    const __m128i quote = _mm_set1_epi8('"'), colon = _mm_set1_epi8(':');
+    const __m128i slash = _mm_set1_epi8('\\'), u = _mm_set1_epi8('u');
+    for (; i + 18 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(body + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(body + i + 1));
+        __m128i c = _mm_loadu_si128((const __m128i *)(body + i + 2));
+        __m128i escape = _mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, u));
+        __m128i keys = _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(b, colon)),
+                                     _mm_cmpeq_epi8(c, quote));
+        if (_mm_movemask_epi8(escape)) flags |= F_ESCAPE_U;
+        unsigned mask = (unsigned)_mm_movemask_epi8(keys);
+        while (mask) {
+            flags |= key_at(body, i + (size_t)__builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        if (i + 1 < n && body[i] == '\\' && body[i + 1] == 'u') flags |= F_ESCAPE_U;
+        if (i + 2 < n && body[i] == '"' && body[i + 1] == ':' && body[i + 2] == '"') flags |= key_at(body, i);
+    }
+    return flags;
 }
 
 PyDoc_STRVAR(split_lines_doc,
@@ -256,8 +273,7 @@ static PyObject *split_lines(PyObject *self, PyObject *args) {
             }
             if (is_blank(body, body_len)) f |= F_BLANK_BODY;
             if (!(f & (F_CRC_BAD | F_BLANK_BODY))) {
-                f |= quoted_keys(body, body_len);
-                if (has_escape_u(body, body_len)) f |= F_ESCAPE_U;
+                f |= body_flags(body, body_len);
                 if (n_parse) out[written++] = '\n';
                 memcpy(out + written, body, body_len);
                 written += body_len;
