@@ -569,7 +569,10 @@ class ModelStore:
         except DuplicateEventError as e:
             msg = f"event id `{e.key}` was already written; nothing was changed\n\nA retried request? Use a new idempotency key for a new write."
             raise ConstraintError(msg, kind="duplicate", model=writes[0][0].name, details={"event_id": e.key}) from e
-        getattr(self._local, "pending", []).append(pending)  # waited for by _writing, outside the lock
+        if getattr(self._local, "depth", 0):
+            self._local.pending.append(pending)  # waited for by _writing, once the lock is released
+        else:
+            pending.wait()  # not inside _writing: wait here
 
     def _follow(self, w: _Write) -> None:
         """Bring the indexes and the creation order in step with one write."""
