@@ -45,6 +45,14 @@ def test_batch_records_carry_a_countdown_and_single_appends_stay_plain(tmp_path:
     assert frame["event_id"].to_list() == ["solo", "b-0", "b-1", "b-2", "one-0"]
 
 
+def test_readers_ignore_the_binary_batch_range_file(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path, binary=True) as store:
+        store.append_many(batch("b", 3))
+    assert (tmp_path / ".lithair_lab.batch").exists()
+    assert ll.read(tmp_path)["event_id"].to_list() == ["b-0", "b-1", "b-2"]
+    assert ll.read_damage(tmp_path).height == 0
+
+
 @pytest.mark.parametrize("keep", [1, 2, "torn-third"])
 def test_a_batch_cut_short_is_cut_aside_whole_and_can_be_retried(tmp_path: Path, keep: int | str) -> None:
     with ll.open_store(tmp_path) as store:
@@ -141,12 +149,41 @@ def _kill_round(directory: Path, opts: dict[str, Any], rng: random.Random) -> tu
     return len(acked), torn
 
 
-@pytest.mark.parametrize("mode", ["sync", "group"])
+@pytest.mark.parametrize("mode", ["sync", "group", "binary"])
 def test_sigkill_leaves_only_whole_batches(tmp_path: Path, mode: str) -> None:
-    opts = {"mode": "sync", "fsync": True} if mode == "sync" else {"mode": "group"}
+    opts: dict[str, Any] = {"sync": {"mode": "sync", "fsync": True}, "group": {"mode": "group"}}.get(
+        mode, {"mode": "group", "binary": True}
+    )
     rng = random.Random(f"batches-{mode}")
     acked = 0
     for _ in range(12):
         a, _torn = _kill_round(tmp_path / "store", opts, rng)
         acked += a
     assert acked > 0, "no batch was ever acknowledged: the rounds proved nothing"
+
+
+def test_a_binary_batch_cut_short_is_cut_aside_whole(tmp_path: Path) -> None:
+    with ll.open_store(tmp_path, binary=True) as store:
+        store.append_many(batch("a", 2))
+        whole = (tmp_path / "events.raftlog").read_bytes()
+        store.append_many(batch("b", 3))
+    journal = tmp_path / "events.raftlog"
+    data = journal.read_bytes()
+    # A crash after two of the three frames (a short write): the file ends exactly on a frame boundary.
+    frames, pos = [], len(whole)
+    while pos < len(data):
+        n = int.from_bytes(data[pos : pos + 8], "little")
+        frames.append(pos)
+        pos += 8 + n
+    cut = frames[2]
+    journal.write_bytes(data[:cut])
+    (tmp_path / "dedup.raftids").write_bytes(b"a-0\na-1\n")
+    with ll.open_store(tmp_path) as store:
+        assert store.binary and store.event_count == 2
+        [side] = store.torn_tails
+        assert side.read_bytes() == data[len(whole) : cut]
+        assert journal.read_bytes() == whole
+        store.append_many(batch("b", 3))
+    assert journal.read_bytes() == data
+    with ll.open_store(tmp_path) as store:  # a whole batch is never cut, and the range is forgotten
+        assert store.event_count == 5 and not store.torn_tails

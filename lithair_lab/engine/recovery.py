@@ -35,6 +35,13 @@ BATCH_FIELD = "lithair_lab_batch"
 ``append_many`` batch but the last: how many records of the batch follow it.
 A journal that ends on a record whose count is not 0 ends inside a batch cut
 short by a crash; open treats that unfinished batch as a torn tail."""
+BATCH_INTENT = ".lithair_lab.batch"
+"""Binary frames have no room for :data:`BATCH_FIELD`: before a binary batch is
+written, this file records ``<journal> <inode> <start> <end>``, the byte range the
+batch will take in that very file (fsynced first when the mode fsyncs). A
+journal found ending strictly inside that range ends inside the batch: open
+cuts it aside from ``start``."""
+_INTENT_SIZE = 160  # one fixed-size record, rewritten in place with one pwrite
 MAX_FRAME = 64 * 1024 * 1024 + 64 * 1024
 """A length prefix above this cannot be a record we or upstream wrote: damage, not a torn tail."""
 
@@ -254,6 +261,40 @@ def cut_tail(path: Path, at: int) -> Path:
         f.flush()
         os.fsync(f.fileno())
     return side
+
+
+def write_batch_intent(directory: Path, journal: str, inode: int, start: int, end: int, *, sync: bool) -> None:
+    """Record that bytes ``start..end`` of ``journal`` (file ``inode``) are about to be written as one batch."""
+    _write_intent(directory, f"{journal} {inode} {start} {end}", sync=sync)
+
+
+def clear_batch_intent(directory: Path) -> None:
+    """Forget the last batch's range (the journal it names is being replaced or was repaired)."""
+    if (directory / BATCH_INTENT).exists():
+        _write_intent(directory, "", sync=True)
+
+
+def unfinished_batch(directory: Path, journal: Path) -> int | None:
+    """Where an unfinished binary batch starts in ``journal`` (see :data:`BATCH_INTENT`), or None."""
+    try:
+        fields = (directory / BATCH_INTENT).read_bytes().split()
+    except FileNotFoundError:
+        return None
+    if len(fields) != 4 or fields[0].decode(errors="replace") != journal.name or not journal.exists():
+        return None
+    st = journal.stat()
+    inode, start, end = (int(f) for f in fields[1:])
+    return start if st.st_ino == inode and start < st.st_size < end else None
+
+
+def _write_intent(directory: Path, text: str, *, sync: bool) -> None:
+    fd = os.open(directory / BATCH_INTENT, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, text.encode().ljust(_INTENT_SIZE - 1) + b"\n", 0)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -34,7 +34,18 @@ from .config import StoreConfig
 from . import dedup
 from .dedup import DedupIndex, DigestBatch
 from .lock import LOCK_NAME, DirectoryLock
-from .recovery import BATCH_FIELD, Damage, Encoding, JournalReader, cut_tail, detect_encoding, fsync_dir
+from .recovery import (
+    BATCH_FIELD,
+    Damage,
+    Encoding,
+    JournalReader,
+    clear_batch_intent,
+    cut_tail,
+    detect_encoding,
+    fsync_dir,
+    unfinished_batch,
+    write_batch_intent,
+)
 from .reducers import Reducer, ReducerRegistry, ReplayState
 from .writers import AppendFile, Writer, make_writer
 
@@ -232,6 +243,9 @@ class Store:
         self._snapshot_is_ours = self._from_checkpoint
         tail_ids = DigestBatch()
         active = files[-1]
+        if detect_encoding(active) == "binary" and (at := unfinished_batch(self.path, active)) is not None:
+            self.torn_tails.append(cut_tail(active, at))  # a binary batch cut short (JSON ones carry BATCH_FIELD)
+        clear_batch_intent(self.path)
         active_records = start_records if start_file == len(files) - 1 else 0
         for i in range(start_file, len(files)):
             f = files[i]
@@ -525,8 +539,9 @@ class Store:
         ``lithair_lab_batch`` (how many records of the batch follow it), so if a
         crash cuts the batch short, the next open cuts the unfinished batch
         aside like a torn tail: after a crash a batch is there whole or not at
-        all. Binary frames have no room for that field: there a crash inside
-        the batch's single ``write`` could leave a prefix of it.
+        all. Binary frames have no room for that field: the byte range of a
+        binary batch is recorded in ``.lithair_lab.batch`` before it is
+        written, to the same effect.
 
         ``wait=False`` returns a :class:`Pending` instead, as for :meth:`append`.
 
@@ -607,6 +622,9 @@ class Store:
                 rotate_at = self.config.max_log_file_size
                 if rotate_at and self._active_size and self._active_size + len(data) > rotate_at:
                     self._rotate()
+                if len(envs) > 1 and self._encoding == "binary":  # frames cannot carry BATCH_FIELD: record the range first
+                    inode, end = os.fstat(self._writer.journal.fd).st_ino, self._active_size + len(data)
+                    write_batch_intent(self.path, self._active_name, inode, self._active_size, end, sync=self.config.fsync)
                 ticket = self._writer.submit(data, ids, len(envs))
                 self._prev = prev
                 self._active_size += len(data)
@@ -766,6 +784,7 @@ class Store:
             raise FileExistsError(f"refusing to overwrite `{retire_to}`")
         os.rename(active, retire_to)
         fsync_dir(self.path)
+        clear_batch_intent(self.path)  # it names the file just retired, whole by now
         old = self._writer.switch(AppendFile(active))
         old.close()
         self._active_size = 0
