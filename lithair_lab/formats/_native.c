@@ -20,18 +20,22 @@
 #define F_CRC_BAD 0x0002u    /* the stored CRC differs from the body's */
 #define F_BLANK_BODY 0x0004u /* the body after the prefix is whitespace only */
 #define F_ESCAPE_U 0x0008u   /* the body contains a `\u` escape */
-#define F_QUOTED0 0x0100u    /* bit 8 + k: the body contains `"<key k>":"` */
+#define F_DUPLICATE 0x0010u  /* an envelope key appears twice (Polars keeps the first, orjson the last) */
+#define F_QUOTED0 0x0100u    /* bit 8 + k: the body contains `"<string key k>":"` */
 
-static const char *const STRING_KEYS[] = {
+/* The envelope's keys: the string fields first (their order gives the F_QUOTED0 bits). */
+static const char *const KEYS[] = {
     "event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash",
+    "timestamp", "lithair_lab_batch",
 };
-#define N_KEYS 6
+#define N_KEYS 8
+#define N_STRING_KEYS 6
 
 static uint32_t crc_table[8][256];
 static size_t key_len[N_KEYS];
 
 static void tables_init(void) {
-    for (int k = 0; k < N_KEYS; k++) key_len[k] = strlen(STRING_KEYS[k]);
+    for (int k = 0; k < N_KEYS; k++) key_len[k] = strlen(KEYS[k]);
 #ifdef HAVE_CLMUL
     __builtin_cpu_init();
     use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
@@ -167,43 +171,54 @@ static int is_blank(const unsigned char *p, size_t n) {
     return 1;
 }
 
-/* The key flags of a `":"` at `at` (the quote closing a key): `"<key>":"`. */
-static uint16_t key_at(const unsigned char *body, size_t at) {
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* A '"' at `at` may close an envelope key: flag `"<key>":"` (string keys) and
+ * a key seen twice. `seen` holds the keys met so far in this body. */
+static void key_at(const unsigned char *body, size_t n, size_t at, uint16_t *flags, unsigned *seen) {
     for (int k = 0; k < N_KEYS; k++) {
         size_t len = key_len[k];
-        if (at >= len + 1 && body[at - len - 1] == '"' && memcmp(body + at - len, STRING_KEYS[k], len) == 0)
-            return (uint16_t)(F_QUOTED0 << k);
+        if (at < len + 1 || body[at - len - 1] != '"' || memcmp(body + at - len, KEYS[k], len) != 0) continue;
+        size_t colon = at + 1;
+        while (colon < n && is_space(body[colon])) colon++;
+        if (colon >= n || body[colon] != ':') return;
+        if (*seen & (1u << k)) *flags |= F_DUPLICATE;
+        *seen |= 1u << k;
+        if (k < N_STRING_KEYS && colon == at + 1 && colon + 1 < n && body[colon + 1] == '"')
+            *flags |= (uint16_t)(F_QUOTED0 << k);
+        return;
     }
-    return 0;
 }
 
 /* The flags the checks of batch.py need from a body: which `"<key>":"` occur
- * and whether a `\u` occurs (as substrings, like Polars' str.contains). */
+ * and whether a `\u` occurs (as substrings, like Polars' str.contains), and
+ * whether an envelope key (`"<key>"` then ':') occurs twice. */
 static uint16_t body_flags(const unsigned char *body, size_t n) {
     uint16_t flags = 0;
+    unsigned seen = 0;
     size_t i = 0;
 #ifdef __SSE2__
-    /* 16 positions at a time: compare the bytes at i, i+1, i+2 with each pattern. */
-    const __m128i quote = _mm_set1_epi8('"'), colon = _mm_set1_epi8(':');
+    /* 16 positions at a time: compare the bytes at i and i+1 with each pattern. */
+    const __m128i quote = _mm_set1_epi8('"'), colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
+    const __m128i tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r');
     const __m128i slash = _mm_set1_epi8('\\'), u = _mm_set1_epi8('u');
-    for (; i + 18 <= n; i += 16) {
+    for (; i + 17 <= n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(body + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(body + i + 1));
-        __m128i c = _mm_loadu_si128((const __m128i *)(body + i + 2));
         __m128i escape = _mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, u));
-        __m128i keys = _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(b, colon)),
-                                     _mm_cmpeq_epi8(c, quote));
+        __m128i after = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, colon), _mm_cmpeq_epi8(b, space)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(b, tab), _mm_cmpeq_epi8(b, cr)));
         if (_mm_movemask_epi8(escape)) flags |= F_ESCAPE_U;
-        unsigned mask = (unsigned)_mm_movemask_epi8(keys);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, quote), after));
         while (mask) {
-            flags |= key_at(body, i + (size_t)__builtin_ctz(mask));
+            key_at(body, n, i + (size_t)__builtin_ctz(mask), &flags, &seen);
             mask &= mask - 1;
         }
     }
 #endif
     for (; i < n; i++) {
         if (i + 1 < n && body[i] == '\\' && body[i + 1] == 'u') flags |= F_ESCAPE_U;
-        if (i + 2 < n && body[i] == '"' && body[i + 1] == ':' && body[i + 2] == '"') flags |= key_at(body, i);
+        if (i + 1 < n && body[i] == '"' && (body[i + 1] == ':' || is_space(body[i + 1]))) key_at(body, n, i, &flags, &seen);
     }
     return flags;
 }

@@ -5,8 +5,10 @@ for record with the per-record reference codec (:mod:`.jsonlines`,
 :mod:`.envelope`, :mod:`.bincode`), which it reuses as the slow path for
 damaged or unusual regions:
 
-- JSON journals are split into lines by Polars, CRC-checked, and parsed by
-  Polars' NDJSON reader in one call. A row goes to the reference path
+- JSON journals are split into lines and CRC-checked by one native pass
+  (``_native.c``, GIL released, next chunk in a second thread; without it, by
+  Polars and ``zlib.crc32``, see :mod:`.native`), and the record bodies are
+  parsed by Polars' NDJSON reader in one call. A row goes to the reference path
   (``orjson`` + :func:`.envelope.envelope_from_obj`) when the fast parse cannot
   vouch for it: a missing required field, a field whose compact form shows it
   is not a string, a ``\\u`` surrogate escape, or a chunk the NDJSON reader
@@ -15,9 +17,9 @@ damaged or unusual regions:
   next frame starts, so there is nothing to vectorize before the walk); bodies
   are decoded by :func:`.bincode.decode_body`.
 
-Known limit of the fast path: Polars keeps the first of two equal keys in an
-object and orjson the last, so a line repeating an envelope key (which no
-Lithair writer produces; serde refuses it) may be read with the first value.
+A line repeating an envelope key (which no Lithair writer produces; serde
+refuses it) goes to the reference path too: Polars keeps the first of two
+equal keys and orjson the last.
 
 Files are read in chunks aligned on record boundaries (:func:`read_journal`),
 so memory stays flat whatever the file's size, and no record is ever larger
@@ -152,7 +154,10 @@ class _Damage:
         )
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self.rows, schema=_DAMAGE_COLUMNS, orient="row") if self.rows else empty_damage()
+        """The rows in file order (a chunk's fast path reports bad CRCs before the rows it sends to the slow path)."""
+        if not self.rows:
+            return empty_damage()
+        return pl.DataFrame(self.rows, schema=_DAMAGE_COLUMNS, orient="row").sort("offset", maintain_order=True)
 
 
 def empty_damage() -> pl.DataFrame:
@@ -360,10 +365,12 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
     # Regexes run only on the few rows that need them: a `\u` escape may be a lone
     # surrogate (orjson refuses it), and a row with no envelope field may be raw JSON.
     surrogate = _where(buf, frame, frame.get_column("escape_u"), r"\\u[dD][89a-fA-F]")
-    envelope = envelope & ~surrogate
+    # A repeated key: Polars keeps the first value and orjson (the reference) the last.
+    unsure = surrogate | frame.get_column("duplicate")
+    envelope = envelope & ~unsure
     all_absent = frame.select(pl.all_horizontal(pl.col(k).is_null() for k in required)).to_series()
-    named = _where(buf, frame, all_absent & ~surrogate, '"(event_type|event_id|timestamp|payload)"')
-    raw = all_absent & ~surrogate & ~named
+    named = _where(buf, frame, all_absent & ~unsure, '"(event_type|event_id|timestamp|payload)"')
+    raw = all_absent & ~unsure & ~named
     payload = frame.get_column("payload")
     if raw.any():  # a valid JSON line that is not an envelope: its text is the payload
         rows = raw.arg_true()
@@ -400,12 +407,13 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
 
 # A split of a chunk: the non-blank lines whose CRC is right (columns `start` in the
 # chunk, `line` in the file, `has_crc`, `blank_body`, `escape_u`: a `\u` in the body,
-# `quoted_<field>`: `"<field>":"` in the body), and Polars' NDJSON parse of those
-# whose body is not blank, row for row (None when the reader refused the buffer).
+# `duplicate`: an envelope key twice, `quoted_<field>`: `"<field>":"` in the body),
+# and Polars' NDJSON parse of those whose body is not blank, row for row (None when
+# the reader refused the buffer).
 _Split = tuple[pl.DataFrame, pl.DataFrame | None]
 
 # Flags of a line from the native pass (the F_* constants of _native.c).
-_F_HAS_CRC, _F_CRC_BAD, _F_BLANK_BODY, _F_ESCAPE_U, _F_QUOTED0 = 0x1, 0x2, 0x4, 0x8, 0x100
+_F_HAS_CRC, _F_CRC_BAD, _F_BLANK_BODY, _F_ESCAPE_U, _F_DUPLICATE, _F_QUOTED0 = 0x1, 0x2, 0x4, 0x8, 0x10, 0x100
 _NATIVE_KEYS = ("event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash")
 
 
@@ -419,6 +427,7 @@ def _split_native(module: Any, buf: bytes, base_offset: int, base_line: int, dam
         "has_crc": (flags & _F_HAS_CRC) != 0,
         "blank_body": (flags & _F_BLANK_BODY) != 0,
         "escape_u": (flags & _F_ESCAPE_U) != 0,
+        "duplicate": (flags & _F_DUPLICATE) != 0,
         **{f"quoted_{k}": (flags & (_F_QUOTED0 << i)) != 0 for i, k in enumerate(_NATIVE_KEYS)},
     }
     bad = (flags & _F_CRC_BAD) != 0
@@ -491,9 +500,17 @@ def _split_python(buf: bytes, base_offset: int, base_line: int, damage: _Damage)
     good = lines.select(
         "start", "line", "has_crc", "blank_body",
         body.str.contains("\\u", literal=True).alias("escape_u"),
+        _duplicate_key(body).alias("duplicate"),
         *(body.str.contains(f'"{k}":"', literal=True).alias(f"quoted_{k}") for k in _STRING_FIELDS),
     )  # fmt: skip
     return good, parsed
+
+
+def _duplicate_key(body: pl.Expr) -> pl.Expr:
+    """An envelope key (``"<key>"`` then ``:``) appearing twice in a body."""
+    keys = pl.Series([*ENVELOPE_FIELDS, BATCH_FIELD]).str.escape_regex().str.join("|").item()
+    found = body.str.extract_all(f'"(?:{keys})"[ \t\r]*:')
+    return found.list.len() > found.list.unique().list.len()
 
 
 def _bad_crc(damage: _Damage, raw: bytes, offset: int, line: int) -> None:
