@@ -12,6 +12,8 @@ hash chain on (Era C, what the engine writes):
   dtype given — target within 3x;
 - the same envelope read next to a per-line ``orjson.loads`` loop (CRC checked
   with ``zlib.crc32``) — target at least 5x faster;
+- the same envelope read on the pure-Python fallback (``LITHAIR_LAB_PURE_PYTHON=1``,
+  what a machine without a C compiler gets), next to the same anchor;
 - peak memory of a streaming aggregate (counts per type per hour) over
   10,000,000 events in ten segments (full run only; 1,000,000 with
   ``--quick``), measured in a child process so that nothing else counts.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,7 @@ import orjson
 import polars as pl
 
 import lithair_lab as ll
+from lithair_lab.formats import native
 from lithair_lab.formats.envelope import Envelope
 from lithair_lab.formats.jsonlines import frame_line
 
@@ -69,6 +73,15 @@ def write_journal(crc_path: Path, plain_path: Path | None, n: int, *, chain: boo
             crc.write(frame_line(body))
             if plain is not None:
                 plain.write(body + b"\n")
+
+
+def pure_python_read(store: Path) -> None:
+    """``ll.read`` with the native pass switched off."""
+    os.environ[native.PURE_PYTHON_ENV] = "1"
+    try:
+        ll.read(store)
+    finally:
+        del os.environ[native.PURE_PYTHON_ENV]
 
 
 def orjson_loop(path: Path) -> list[dict[str, object]]:
@@ -124,7 +137,8 @@ def run(quick: bool, *, huge: bool = True) -> list[Row]:
         ours = measure(lambda: ll.read(store), repeat=repeat)
         anchor = measure(lambda: pl.read_ndjson(plain, schema=ENVELOPE_NDJSON), repeat=repeat)
         rows.append(Row(AREA, f"read envelope frame, CRC on ({n:,} events, {size_mb:,.0f} MiB)", ours, "s",
-                        "pl.read_ndjson, explicit schema, plain NDJSON", anchor, target="≤ 2× anchor (ratio ≥ 0.5)"))  # fmt: skip
+                        "pl.read_ndjson, explicit schema, plain NDJSON", anchor, target="≤ 2× anchor (ratio ≥ 0.5)",
+                        notes={"native": "built" if native.load() is not None else "missing"}))  # fmt: skip
 
         ours_p = measure(lambda: ll.decode_payloads(store), repeat=repeat)
         anchor_p = measure(
@@ -137,6 +151,10 @@ def run(quick: bool, *, huge: bool = True) -> list[Row]:
         loop = measure(lambda: orjson_loop(journal), repeat=repeat)
         rows.append(Row(AREA, "read envelope frame, CRC on", ours, "s", "per-line orjson.loads + zlib.crc32 loop",
                         loop, target="≥ 5× faster (ratio ≥ 5)"))  # fmt: skip
+
+        pure = measure(lambda: pure_python_read(store), repeat=repeat)
+        rows.append(Row(AREA, "read envelope frame, CRC on, pure-Python fallback (no C extension)", pure, "s",
+                        "pl.read_ndjson, explicit schema, plain NDJSON", anchor))  # fmt: skip
 
         if quick or not huge:
             count, peak = streaming_peak(store)
