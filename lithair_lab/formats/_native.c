@@ -11,6 +11,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -223,6 +226,19 @@ static uint16_t body_flags(const unsigned char *body, size_t n) {
     return flags;
 }
 
+/* Ask for transparent huge pages on a large fresh output buffer: first touches of
+ * 4 KiB pages (a page fault each) cost a quarter of the pass otherwise. A hint only. */
+static void advise_huge_pages(void *p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+    if (hi > lo) (void)madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 PyDoc_STRVAR(split_lines_doc,
 "split_lines(buf, /)\n--\n\n"
 "Walk whole lines of a CRC-framed JSON journal chunk in one pass.\n\n"
@@ -260,6 +276,7 @@ static PyObject *split_lines(PyObject *self, PyObject *args) {
     int64_t *out_line = (int64_t *)PyBytes_AS_STRING(lines);
     uint16_t *out_flags = (uint16_t *)PyBytes_AS_STRING(flags);
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(ndjson);
+    advise_huge_pages(out, size);
     size_t kept = 0, written = 0, n_parse = 0;
 
     Py_BEGIN_ALLOW_THREADS
