@@ -168,6 +168,25 @@ def test_bad_crc_is_reported_with_line_and_offset(tmp_path: Path) -> None:
     assert damage.select("offset", "line", "kind").rows() == [(len(good) + 1, 3, batch.BAD_CRC)]
 
 
+def test_repeated_key_is_read_as_the_reference_reads_it(tmp_path: Path) -> None:
+    # Polars' reader keeps the first of two equal keys, orjson (the reference) the last.
+    body = b'{"event_type":"T","event_id":"first","timestamp":1,"payload":"{}","event_id" : "last"}'
+    path = tmp_path / "events.raftlog"
+    path.write_bytes(frame_line(body) + frame_line(body.replace(b"T", b"U")))
+    (records, damage), (pure_records, _) = decode_both(path, 1 << 16)
+    assert records["event_id"].to_list() == ["last", "last"] == pure_records["event_id"].to_list()
+    assert damage.is_empty()
+
+
+def test_crlf_lines_are_records(tmp_path: Path) -> None:
+    body = b'{"event_type":"T","event_id":"a","timestamp":1,"payload":"{}"}'
+    path = tmp_path / "events.raftlog"
+    path.write_bytes(frame_line(body + b"\r")[:-1] + b"\n" + body + b"\r\n")
+    (records, damage), (pure_records, pure_damage) = decode_both(path, 1 << 16)
+    assert records["encoding"].to_list() == ["crc", "legacy"] and damage.is_empty()
+    assert_frame_equal(records, pure_records)
+
+
 # --- the primitives ----------------------------------------------------------
 
 

@@ -510,7 +510,8 @@ def _duplicate_key(body: pl.Expr) -> pl.Expr:
     """An envelope key (``"<key>"`` then ``:``) appearing twice in a body."""
     keys = pl.Series([*ENVELOPE_FIELDS, BATCH_FIELD]).str.escape_regex().str.join("|").item()
     found = body.str.extract_all(f'"(?:{keys})"[ \t\r]*:')
-    return found.list.len() > found.list.unique().list.len()
+    names = found.list.eval(pl.element().str.strip_chars_end(" \t\r:"))  # `"k":` and `"k" :` are one key
+    return names.list.len() > names.list.unique().list.len()
 
 
 def _bad_crc(damage: _Damage, raw: bytes, offset: int, line: int) -> None:
