@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-from polars.io.plugins import register_io_source
 
 from lithair_lab.formats import batch
 from lithair_lab.formats.schema import DAMAGE_SCHEMA
 
 from .stores import find_stores
-from .walk import walk
+from .walk import lazy, walk
 
 
 def scan_damage(
@@ -53,27 +51,13 @@ def scan_damage(
     """
     stores = find_stores(source)
 
-    def io_source(
-        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
-    ) -> Iterator[pl.DataFrame]:
-        left = n_rows
-        for step in walk(stores, on_damage="report", chunk_size=chunk_size, max_record_size=max_record_size):
-            frame = step.damage
-            if frame.is_empty():
-                continue
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
-            if left is not None:
-                frame = frame.head(left)
-                left -= frame.height
-            yield frame
-            if left is not None and left <= 0:
-                return
-
-    return register_io_source(
-        io_source, schema=DAMAGE_SCHEMA, explain_name="lithair_lab.scan_damage", explain_detail=str(source)
+    return lazy(
+        lambda: (
+            step.damage for step in walk(stores, on_damage="report", chunk_size=chunk_size, max_record_size=max_record_size)
+        ),
+        DAMAGE_SCHEMA,
+        "lithair_lab.scan_damage",
+        str(source),
     )
 
 

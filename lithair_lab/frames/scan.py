@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-from polars.io.plugins import register_io_source
 
 from lithair_lab.formats import batch
 from lithair_lab.formats.schema import EVENT_SCHEMA
 
 from .stores import find_stores
-from .walk import OnDamage, check_on_damage, walk
+from .walk import OnDamage, check_on_damage, lazy, walk
 
 Source = str | Path | pl.LazyFrame | pl.DataFrame
 
@@ -94,26 +92,14 @@ def scan(
     check_on_damage(on_damage)
     stores = find_stores(source)
 
-    def io_source(
-        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
-    ) -> Iterator[pl.DataFrame]:
-        left = n_rows
-        for step in walk(stores, on_damage=on_damage, chunk_size=chunk_size, max_record_size=max_record_size):
-            if left is not None and left <= 0:
-                return
-            frame = step.records
-            if frame.is_empty():
-                continue
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
-            if left is not None:
-                frame = frame.head(left)
-                left -= frame.height
-            yield frame
-
-    return register_io_source(io_source, schema=EVENT_SCHEMA, explain_name="lithair_lab.scan", explain_detail=str(source))
+    return lazy(
+        lambda: (
+            step.records for step in walk(stores, on_damage=on_damage, chunk_size=chunk_size, max_record_size=max_record_size)
+        ),
+        EVENT_SCHEMA,
+        "lithair_lab.scan",
+        str(source),
+    )
 
 
 def read(

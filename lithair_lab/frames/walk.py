@@ -7,12 +7,13 @@ the same files in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from lithair_lab.errors import DamageError
 from lithair_lab.formats import batch, checkpoint, layout
@@ -94,6 +95,32 @@ def _renumbering(cp: checkpoint.Checkpoint | None) -> tuple[int, int]:
         return 0, 0
     length = checkpoint.history_length(cp)
     return (cp.covered_events, length - cp.covered_events) if length and length > cp.covered_events else (0, 0)
+
+
+def lazy(batches: Callable[[], Iterator[pl.DataFrame]], schema: dict[str, pl.DataType], name: str, detail: str) -> pl.LazyFrame:
+    """A LazyFrame streaming ``batches()``, with projection, filter and row limit applied per batch."""
+
+    def io_source(
+        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        left = n_rows
+        if left is not None and left <= 0:
+            return
+        for frame in batches():
+            if frame.is_empty():
+                continue
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            if with_columns is not None:
+                frame = frame.select(with_columns)
+            if left is not None:
+                frame = frame.head(left)
+                left -= frame.height
+            yield frame
+            if left is not None and left <= 0:
+                return
+
+    return register_io_source(io_source, schema=schema, explain_name=name, explain_detail=detail)
 
 
 def raise_first(damage: pl.DataFrame, directory: Path) -> None:
