@@ -11,6 +11,7 @@ import pytest
 
 import lithair_lab as ll
 from benchmarks.__main__ import areas
+from benchmarks.harness import MemoryLimitExceeded, in_child
 from benchmarks import bench_scale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +48,12 @@ def test_scale_log_is_written_once_and_matches_its_plain_copy(tmp_path: Path, mo
     assert state.anomalies.height == 0
     assert frame["timestamp"].is_sorted()
     assert sum(f.height for f in state.values()) > 50  # both chunks' entities are live
+
+
+def test_in_child_returns_results_reports_failures_and_stops_a_child_above_its_memory_limit() -> None:
+    assert in_child("operator", "add", 2, 3) == 5
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        in_child("builtins", "exec", "raise SystemExit(3)")
+    grow = "import time; ballast = b'x' * (300 * 2**20); time.sleep(30)"
+    with pytest.raises(MemoryLimitExceeded, match="150 MiB"):
+        in_child("builtins", "exec", grow, memory_limit_mib=150)
