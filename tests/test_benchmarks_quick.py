@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 import lithair_lab as ll
+from benchmarks import bench_scale
 from benchmarks.__main__ import areas
 from benchmarks.harness import MemoryLimitExceeded, in_child
-from benchmarks import bench_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 
