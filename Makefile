@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# Re-install only when the pins, the package metadata or the native read pass change.
-$(STAMP): pyproject.toml constraints.txt setup.py lithair_lab/formats/_native.c
+# Re-install only when the pins, the package metadata or a native accelerator change.
+$(STAMP): pyproject.toml constraints.txt setup.py lithair_lab/formats/_native.c lithair_lab/formats/_encode.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

@@ -1,7 +1,9 @@
-"""Build the optional native accelerator of the read path (everything else is in pyproject.toml).
+"""Build the optional native accelerators (everything else is in pyproject.toml).
 
+``_native``: the read path's line split and CRC check. ``_encode``: the engine's
+append encoder (envelope JSON, CRC frame, SHA-256 chain, dedup digest).
 ``optional=True``: a machine without a C compiler still installs lithair_lab, and
-the read path falls back to pure Python (lithair_lab.formats.native warns once).
+each falls back to pure Python with the same results.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,12 @@ setup(
             sources=["lithair_lab/formats/_native.c"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "lithair_lab.formats._encode",
+            sources=["lithair_lab/formats/_encode.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

@@ -1,11 +1,15 @@
-"""The in-memory idempotence index: 128-bit digests, about 17 bytes per id.
+"""The in-memory idempotence index: 128-bit digests, about 19 bytes per id.
 
-Keys are hashed with BLAKE2b to 16 bytes (a false duplicate would lose an
-event, so the digest is wide enough that a collision among 10^10 ids has
-probability below 10^-18). New keys go to a small Python set; when it grows
-past ``merge_at`` it is merged into one sorted numpy ``S16`` array, looked up by
-binary search. The durable form is ``dedup.raftids`` (one raw id per line),
-written by the journal writer; this module only holds the set.
+Keys are hashed to 16 bytes (the first half of their SHA-256, computed by the
+native encoder when built: a false duplicate would lose an event, so the
+digest is wide enough that a collision among 10^10 ids has probability below
+10^-18). New keys go to a small Python set; when it grows past ``merge_at`` it
+is merged into one sorted numpy ``S16`` array, looked up by binary search. A
+Bloom filter of the sorted digests (16 bits per id, two probes, about 1.4%
+false positives) answers most lookups of new keys without the binary search,
+which costs a few microseconds from Python. The durable form is
+``dedup.raftids`` (one raw id per line), written by the journal writer; this
+module only holds the set.
 """
 
 from __future__ import annotations
@@ -18,18 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formats.envelope import digest16
+
 DIGEST_SIZE = 16
 _DTYPE = np.dtype(f"S{DIGEST_SIZE}")
 
 
-def digest(key: str) -> bytes:
-    """The 16-byte digest of an idempotence key."""
-    return hashlib.blake2b(key.encode(), digest_size=DIGEST_SIZE).digest()
-
-
-def digest_bytes(key: bytes) -> bytes:
-    """:func:`digest` of a key already encoded as UTF-8 (as read from ``dedup.raftids``)."""
-    return hashlib.blake2b(key, digest_size=DIGEST_SIZE).digest()
+digest = digest16
+"""``digest(key)``: the 16-byte digest of an idempotence key (str, or its UTF-8 bytes as read
+from ``dedup.raftids``)."""
+digest_bytes = digest16
 
 
 class DedupIndex:
@@ -38,10 +40,12 @@ class DedupIndex:
     Not thread-safe by itself: the store calls it under its write lock.
     """
 
-    __slots__ = ("_merge_at", "_recent", "_sorted")
+    __slots__ = ("_bloom", "_mask", "_merge_at", "_recent", "_sorted")
 
     def __init__(self, keys: Iterable[str] = (), *, merge_at: int = 65_536) -> None:
         self._sorted = np.empty(0, dtype=_DTYPE)
+        self._bloom = bytearray(1)
+        self._mask = 7
         self._recent: set[bytes] = set()
         self._merge_at = merge_at
         self.update(keys)
@@ -58,13 +62,21 @@ class DedupIndex:
         arr = self._sorted
         if not len(arr):
             return False
+        x = int.from_bytes(d[:8], "little")
+        p, q = x & self._mask, (x >> 32) & self._mask
+        bloom = self._bloom
+        if not (bloom[p >> 3] >> (p & 7) & bloom[q >> 3] >> (q & 7) & 1):
+            return False  # certainly absent from the sorted digests
         i = int(arr.searchsorted(np.bytes_(d)))
         # numpy strips trailing NULs from S16 items; stripping is injective on 16-byte values
         return i < len(arr) and arr[i] == d.rstrip(b"\x00")
 
     def add(self, key: str) -> bool:
         """Add ``key``; False (and nothing changes) when it was already present."""
-        d = digest(key)
+        return self.add_digest(digest(key))
+
+    def add_digest(self, d: bytes) -> bool:
+        """:meth:`add` of a key's :func:`digest`."""
         if self._has(d):
             return False
         self._recent.add(d)
@@ -95,7 +107,7 @@ class DedupIndex:
         arr = self._sorted
         i = int(arr.searchsorted(np.bytes_(d))) if len(arr) else 0
         if i < len(arr) and arr[i] == d.rstrip(b"\x00"):
-            self._sorted = np.delete(arr, i)
+            self._set_sorted(np.delete(arr, i))
 
     def update(self, keys: Iterable[str | bytes]) -> None:
         """Add many keys at once (str, or their UTF-8 bytes); repeats are fine.
@@ -110,24 +122,54 @@ class DedupIndex:
 
     def load_sorted(self, digests: np.ndarray) -> None:
         """Start from already sorted, unique digests (a valid cache)."""
-        self._sorted = digests
+        self._set_sorted(digests)
         self._recent.clear()
 
     def merge(self, batch: DigestBatch) -> None:
         """Add every digest gathered in ``batch`` (one sort for the lot)."""
         parts = batch.arrays()
         if parts:
-            self._sorted = np.unique(np.concatenate([self._sorted, *parts]))
+            self._set_sorted(_sorted_unique(np.concatenate([self._sorted, *parts])))
 
     def _merge(self) -> None:
-        recent = np.fromiter(self._recent, dtype=_DTYPE, count=len(self._recent))
-        self._sorted = np.unique(np.concatenate((self._sorted, recent)))
+        # The recent digests are absent from the sorted ones (add checked): sort the few, insert them.
+        recent = _sorted_unique(np.fromiter(self._recent, dtype=_DTYPE, count=len(self._recent)))
+        self._set_sorted(np.insert(self._sorted, self._sorted.searchsorted(recent), recent))
         self._recent.clear()
 
+    def _set_sorted(self, arr: np.ndarray) -> None:
+        """Make ``arr`` the sorted digests and rebuild their Bloom filter (same probes as :meth:`_has`)."""
+        self._sorted = arr
+        nbits = 8
+        while nbits < 16 * len(arr):
+            nbits <<= 1
+        bits = np.zeros(nbits >> 3, dtype=np.uint8)
+        if len(arr):
+            x = np.frombuffer(arr.tobytes(), dtype="<u8")[::2]  # each digest's first 8 bytes, little-endian
+            for p in (x & np.uint64(nbits - 1), (x >> np.uint64(32)) & np.uint64(nbits - 1)):
+                np.bitwise_or.at(bits, p >> np.uint64(3), np.left_shift(1, p & np.uint64(7)).astype(np.uint8))
+        self._bloom = bytearray(bits.tobytes())
+        self._mask = nbits - 1
+
     def nbytes(self) -> int:
-        """Approximate memory held: the sorted array plus the recent set's digests and slots."""
+        """Approximate memory held: the sorted array, its Bloom filter, the recent set's digests and slots."""
         recent = len(self._recent) * (DIGEST_SIZE + 33 + 16)  # bytes object header + set slot
-        return int(self._sorted.nbytes) + recent
+        return int(self._sorted.nbytes) + len(self._bloom) + recent
+
+
+def _sorted_unique(arr: np.ndarray) -> np.ndarray:
+    """Sorted unique ``S16`` digests (what ``np.unique`` gives, ten times faster: it sorts
+    two big-endian integers per digest instead of comparing byte strings)."""
+    if len(arr) < 2:
+        return arr
+    halves = np.ascontiguousarray(arr).view(">u8").reshape(-1, 2)
+    order = np.lexsort((halves[:, 1], halves[:, 0]))
+    arr, halves = arr[order], halves[order]
+    keep = np.empty(len(arr), dtype=bool)
+    keep[0] = True
+    np.not_equal(halves[1:, 0], halves[:-1, 0], out=keep[1:])
+    keep[1:] |= halves[1:, 1] != halves[:-1, 1]
+    return arr[keep]
 
 
 class DigestBatch:
@@ -166,7 +208,7 @@ class DigestBatch:
 # still hash to what it recorded; otherwise it is ignored (never an error).
 
 CACHE_NAME = ".lithair_lab.dedup"
-_MAGIC = b"LLDEDUP1"
+_MAGIC = b"LLDEDUP2"  # 2: SHA-256 digests (1 held BLAKE2b ones)
 _HEADER = struct.Struct("<8sQQ32s32s")  # magic, bytes of dedup.raftids covered, count, sha256 x2
 
 

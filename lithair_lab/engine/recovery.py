@@ -27,14 +27,11 @@ import orjson
 
 from ..errors import DamageError, FormatError
 from ..formats import bincode, jsonlines
-from ..formats.envelope import Envelope, envelope_from_obj
+from ..formats.envelope import BATCH_FIELD, Envelope, envelope_from_obj
 
 Encoding = Literal["json", "binary"]
-BATCH_FIELD = "lithair_lab_batch"
-"""Extra envelope field (FORMATS.md 9: upstream ignores it) on each record of an
-``append_many`` batch but the last: how many records of the batch follow it.
-A journal that ends on a record whose count is not 0 ends inside a batch cut
-short by a crash; open treats that unfinished batch as a torn tail."""
+# BATCH_FIELD: a journal that ends on a record whose count is not 0 ends inside a
+# batch cut short by a crash; open treats that unfinished batch as a torn tail.
 BATCH_INTENT = ".lithair_lab.batch"
 """Binary frames have no room for :data:`BATCH_FIELD`: before a binary batch is
 written, this file records ``<journal> <inode> <start> <end>``, the byte range the

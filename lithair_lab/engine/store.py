@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 import weakref
-import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -29,13 +28,12 @@ import orjson
 
 from ..errors import CheckpointError, DuplicateEventError, FormatError, InvalidEventError, LithairLabError
 from ..formats import bincode, checkpoint, layout
-from ..formats.envelope import U64_MAX, Envelope, RawJSON, event_hash
+from ..formats.envelope import U64_MAX, Envelope, RawJSON, encode_line, event_hash
 from .config import StoreConfig
 from . import dedup
-from .dedup import DedupIndex, DigestBatch
+from .dedup import DedupIndex, DigestBatch, digest
 from .lock import LOCK_NAME, DirectoryLock
 from .recovery import (
-    BATCH_FIELD,
     Damage,
     Encoding,
     JournalReader,
@@ -60,6 +58,7 @@ _EVENT_KEYS = frozenset({"event_type", "payload", "event_id", "aggregate_id", "t
 PRESERVED_SNAPSHOT = "state.raftsnap.before-lithair_lab"
 """Prefix of the copy kept of a ``state.raftsnap`` this engine did not write, before its first checkpoint."""
 
+_new_envelope = tuple.__new__  # Envelope is a tuple: build it without the keyword-friendly __new__
 _META = {"description": "Lithair event-sourced database", "format": "lithair-db", "version": "1.0.0"}
 
 
@@ -513,11 +512,11 @@ class Store:
         InvalidEventError
             A bad argument; the store is unchanged and stays usable.
         """
-        pending = self._commit([self._prepare(event_type, payload, event_id, aggregate_id, timestamp)])
+        env, ticket = self._commit_one(self._prepare(event_type, payload, event_id, aggregate_id, timestamp))
         if not wait:
-            return pending
-        pending.wait()
-        return pending.envelopes[0]
+            return Pending([env], self._writer, ticket)
+        self._writer.wait(ticket)
+        return env
 
     @overload
     def append_many(self, events: Iterable[Mapping[str, Any]], *, wait: Literal[True] = ...) -> list[Envelope]: ...
@@ -579,46 +578,83 @@ class Store:
     ) -> tuple[str, str, str, str | None, int]:
         """Validate one event (no lock needed): ``(key, event_type, payload string, aggregate_id, timestamp)``."""
         body = _payload_string(payload, self.config.max_payload_bytes)
-        _check_event(event_type, event_id, aggregate_id, timestamp)
+        # The common case in a few type checks; anything unusual gets the full checks and their messages.
+        if not (
+            type(event_type) is str and event_type and event_type.isascii()
+            and (event_id is None or (type(event_id) is str and event_id.isascii() and "\n" not in event_id and "\r" not in event_id))
+            and (aggregate_id is None or (type(aggregate_id) is str and aggregate_id.isascii()))
+            and (timestamp is None or (type(timestamp) is int and 0 <= timestamp <= U64_MAX))
+        ):  # fmt: skip
+            _check_event(event_type, event_id, aggregate_id, timestamp)
         ts = int(time.time()) if timestamp is None else timestamp
         key = event_id if event_id else "json:" + hashlib.sha256(body.encode()).hexdigest()
         return key, event_type, body, aggregate_id, ts
+
+    def _commit_one(self, item: tuple[str, str, str, str | None, int]) -> tuple[Envelope, int]:
+        """:meth:`_commit` of one event, the hot path: no lists, no joins, no :class:`Pending`.
+
+        Returns the stored envelope and the writer's ticket to wait for.
+        """
+        key, event_type, body, aggregate_id, ts = item
+        d = digest(key)  # outside the lock: only the lookup needs it
+        with self._lock:
+            if self._closed or self._failed is not None:
+                self._check_open()
+            if not self._dedup.add_digest(d):
+                raise DuplicateEventError(key)
+            try:
+                prev = self._prev if self.config.hash_chain else None
+                if self._encoding == "json":
+                    data, h = encode_line(event_type, key, ts, body, aggregate_id, prev, self.config.hash_chain, 0)
+                    env = _new_envelope(Envelope, (event_type, key, ts, body, aggregate_id, h, prev, {}))
+                else:
+                    h = event_hash(event_type, key, ts, body, aggregate_id, prev) if self.config.hash_chain else None
+                    env = _new_envelope(Envelope, (event_type, key, ts, body, aggregate_id, h, prev, {}))
+                    data = bincode.encode_frame(env)
+                rotate_at = self.config.max_log_file_size
+                if rotate_at and self._active_size and self._active_size + len(data) > rotate_at:
+                    self._rotate()
+                ticket = self._writer.submit(data, key.encode() + b"\n", 1)
+                self._prev = h
+                self._active_size += len(data)
+                self._active_records += 1
+                self._state.apply(env)
+                if self._auto is not None:
+                    self._auto.poke()
+            except BaseException as e:
+                self._failed = e  # see _commit
+                raise
+        return env, ticket
 
     def _commit(self, items: list[tuple[str, str, str, str | None, int]]) -> Pending:
         """Dedup, chain, write and apply prepared events, in order, under the write lock."""
         with self._lock:
             self._check_open()
-            if len(items) == 1:
-                if not self._dedup.add(items[0][0]):
-                    raise DuplicateEventError(items[0][0])
-            elif (dup := self._dedup.add_all([key for key, *_ in items])) is not None:
+            if (dup := self._dedup.add_all([key for key, *_ in items])) is not None:
                 raise DuplicateEventError(dup)
             chain = self.config.hash_chain
             try:
                 prev = self._prev if chain else None
-                if len(items) == 1:  # the hot path: no lists, no joins
-                    key, event_type, body, aggregate_id, ts = items[0]
-                    h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
-                    env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
-                    envs = [env]
-                    data = self._encode(env)
-                    ids = key.encode() + b"\n"
-                    prev = h
-                else:
-                    # Encode the whole batch first: it is handed to the writer as one piece of bytes
-                    # (one write), never split by a rotation, and each of its records but the last
-                    # says how many follow, so open can tell a batch cut short by a crash.
-                    envs, records = [], []
-                    left = len(items)
-                    for key, event_type, body, aggregate_id, ts in items:
-                        left -= 1
+                # Encode the whole batch first: it is handed to the writer as one piece of bytes
+                # (one write), never split by a rotation, and each of its records but the last
+                # says how many follow, so open can tell a batch cut short by a crash.
+                envs, records = [], []
+                left = len(items)
+                json = self._encoding == "json"
+                for key, event_type, body, aggregate_id, ts in items:
+                    left -= 1
+                    if json:
+                        line, h = encode_line(event_type, key, ts, body, aggregate_id, prev, chain, left)
+                        env = _new_envelope(Envelope, (event_type, key, ts, body, aggregate_id, h, prev, {}))
+                    else:
                         h = event_hash(event_type, key, ts, body, aggregate_id, prev) if chain else None
-                        env = Envelope(event_type, key, ts, body, aggregate_id, h, prev)
-                        records.append(self._encode(env, left))
-                        envs.append(env)
-                        prev = h
-                    data = b"".join(records)
-                    ids = "".join([key + "\n" for key, *_ in items]).encode()
+                        env = _new_envelope(Envelope, (event_type, key, ts, body, aggregate_id, h, prev, {}))
+                        line = bincode.encode_frame(env)
+                    records.append(line)
+                    envs.append(env)
+                    prev = h
+                data = b"".join(records)
+                ids = "".join([key + "\n" for key, *_ in items]).encode()
                 rotate_at = self.config.max_log_file_size
                 if rotate_at and self._active_size and self._active_size + len(data) > rotate_at:
                     self._rotate()
@@ -745,20 +781,6 @@ class Store:
                 " from what was written."
             )
             raise LithairLabError(msg) from self._failed
-
-    def _encode(self, env: Envelope, batch_left: int = 0) -> bytes:
-        """The record's bytes; ``batch_left``: records of the same batch that follow it (JSON only)."""
-        if self._encoding == "binary":
-            return bincode.encode_frame(env)
-        fields = {
-            "event_type": env.event_type, "event_id": env.event_id, "timestamp": env.timestamp,
-            "payload": env.payload, "aggregate_id": env.aggregate_id,
-            "event_hash": env.event_hash, "previous_hash": env.previous_hash,
-        }  # fmt: skip
-        if batch_left:
-            fields[BATCH_FIELD] = batch_left
-        json = orjson.dumps(fields)
-        return b"%08x:%s\n" % (zlib.crc32(json), json)
 
     def _rotate(self) -> None:
         """Rename the active journal to the next ``events.raftlog.N`` and start a new one."""

@@ -135,7 +135,7 @@ class BufferedWriter(Writer):
     def __init__(self, journal: AppendFile, ids: AppendFile | None, config: StoreConfig, *, group: bool) -> None:
         super().__init__(journal, ids, config)
         self.group = group
-        mutex = threading.Lock()
+        self._mutex = mutex = threading.Lock()
         # Two conditions on one lock, so that a submit wakes only the writer thread and a
         # finished write wakes only the waiting appenders (no herd of spurious wake-ups).
         self._work = threading.Condition(mutex)
@@ -147,34 +147,51 @@ class BufferedWriter(Writer):
         self._durable = 0  # tickets written (and fsynced when fsyncing)
         self._flush_wanted = False
         self._closing = False
+        self._idle = False  # the writer thread waits for work: a submit must wake it
         self._error: BaseException | None = None
         self._high_water = max(4 * config.buffer_size, 1 << 16)
+        # A submit wakes the writer thread at once in group mode, else when a threshold is reached.
+        self._wake_events = 1 if group else max(config.max_events_buffer, 1)
+        self._wake_bytes = 1 if group else config.buffer_size
+        if config.max_batch:
+            self._wake_events = min(self._wake_events, config.max_batch)
         self._last_sync = 0.001  # seconds the last fsync took: bounds how long a group may gather
         self._last_batch = 1  # records in the last group batch
         self._thread = threading.Thread(target=self._run, name="lithair_lab-writer", daemon=True)
         self._thread.start()
 
     def submit(self, records: bytes, ids: bytes, count: int = 1) -> int:
-        with self._work:
-            self._check()
-            cap = self.config.max_batch
-            while self._error is None and (
-                len(self._buf) >= self._high_water or (cap and self._pending and self._pending + count > cap)
-            ):
-                self._flush_wanted = True
-                self._work.notify()
-                self._done.wait()
-            self._check()
+        # The hot path of every async and group append: one lock, a few integer tests.
+        with self._mutex:
+            if self._error is not None:
+                self._check()
+            if len(self._buf) >= self._high_water or (self.config.max_batch and self._pending):
+                self._wait_for_room(count)
             self._buf += records
             self._ids += ids
             self._pending += count
             self._submitted += 1
-            if self.group or self._due():
+            if self._idle and (
+                self._pending >= self._wake_events or len(self._buf) >= self._wake_bytes or self._flush_wanted
+            ):
+                self._idle = False
                 self._work.notify()
             return self._submitted
 
+    def _wait_for_room(self, count: int) -> None:
+        """Block (lock held) while the buffer is above its high-water mark or ``max_batch`` would be passed."""
+        cap = self.config.max_batch
+        while self._error is None and (
+            len(self._buf) >= self._high_water or (cap and self._pending and self._pending + count > cap)
+        ):
+            self._flush_wanted = True
+            self._idle = False
+            self._work.notify()
+            self._done.wait()
+        self._check()
+
     def wait(self, ticket: int) -> None:
-        if not self.group:
+        if not self.group or self._durable >= ticket:
             return
         with self._done:
             while self._durable < ticket:
@@ -187,6 +204,7 @@ class BufferedWriter(Writer):
             while self._durable < target:
                 self._check()
                 self._flush_wanted = True
+                self._idle = False
                 self._work.notify()
                 self._done.wait()
             self._check()
@@ -197,6 +215,7 @@ class BufferedWriter(Writer):
         finally:
             with self._work:
                 self._closing = True
+                self._idle = False
                 self._work.notify()
             self._thread.join()
 
@@ -210,13 +229,17 @@ class BufferedWriter(Writer):
         while True:
             with self._work:
                 while not self._buf and not self._closing:
+                    self._idle = True
                     self._work.wait()
+                self._idle = False
                 if not self._buf:
                     return  # closing, nothing left
                 if not self.group:  # async: let a batch gather for one interval unless pushed
                     deadline = time.monotonic() + interval
                     while not self._due() and (left := deadline - time.monotonic()) > 0:
+                        self._idle = True  # a submit reaching a threshold cuts the interval short
                         self._work.wait(left)
+                    self._idle = False
                 else:
                     # group: appenders woken by the last fsync are still on their way; give
                     # them a moment to join this one, until the batch is as large as the last,

@@ -1,15 +1,24 @@
-"""The event envelope (FORMATS.md section 2) and its hash chain."""
+"""The event envelope (FORMATS.md section 2), its hash chain, and the engine's line encoder.
+
+:func:`encode_line` is the one writer of Era C JSON lines. It runs in C
+(``_encode.c``) when the extension is built, else in Python; both give the
+same bytes (tests compare them), and ``LITHAIR_LAB_PURE_PYTHON=1`` forces the
+Python one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
-from dataclasses import dataclass, field
+import zlib
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from ..errors import InvalidEventError
+from .native import PURE_PYTHON_ENV
 
 ENVELOPE_FIELDS = (
     "event_type",
@@ -21,26 +30,70 @@ ENVELOPE_FIELDS = (
     "previous_hash",
 )
 REQUIRED_FIELDS = ENVELOPE_FIELDS[:4]
+BATCH_FIELD = "lithair_lab_batch"
+"""Extra envelope field (FORMATS.md 9: upstream ignores it) the engine writes on each
+record of an ``append_many`` batch but the last: how many records of the batch follow it."""
 U64_MAX = 2**64 - 1
 _U64 = struct.Struct("<Q")
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(tuple):  # noqa: SLOT001 - a tuple is the cheapest immutable record to build
     """One event as stored: the 7 envelope fields plus any extra fields, in order.
 
     ``payload`` is the event's JSON *as a string*; it is hashed and stored exactly
     as given, never re-serialized.
+
+    Immutable; built like a dataclass (``Envelope(event_type, event_id,
+    timestamp, payload, aggregate_id=None, event_hash=None,
+    previous_hash=None, extra=None)``, positionally or by keyword). Equality and
+    hashing look at the 7 envelope fields only, not ``extra``. It is a tuple
+    underneath because the engine builds one per append and a tuple is built in
+    a tenth of a frozen dataclass's time.
     """
+
+    __slots__ = ()
+    __match_args__ = ENVELOPE_FIELDS
 
     event_type: str
     event_id: str
     timestamp: int
     payload: str
-    aggregate_id: str | None = None
-    event_hash: str | None = None
-    previous_hash: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    aggregate_id: str | None
+    event_hash: str | None
+    previous_hash: str | None
+    extra: dict[str, Any]
+
+    def __new__(
+        cls,
+        event_type: str,
+        event_id: str,
+        timestamp: int,
+        payload: str,
+        aggregate_id: str | None = None,
+        event_hash: str | None = None,
+        previous_hash: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Envelope:
+        return tuple.__new__(
+            cls, (event_type, event_id, timestamp, payload, aggregate_id, event_hash, previous_hash, {} if extra is None else extra)
+        )
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        # Never equal to a plain tuple (which would compare item by item, extra included).
+        return isinstance(other, Envelope) and self[:7] == other[:7]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self[:7])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in zip((*ENVELOPE_FIELDS, "extra"), self, strict=True))
+        return f"Envelope({fields})"
 
     def to_dict(self, *, era: str = "C") -> dict[str, Any]:
         """The envelope as an ordered dict; Era B omits absent hash fields."""
@@ -73,7 +126,12 @@ class Envelope:
         )  # fmt: skip
 
 
-def event_hash(
+for _i, _name in enumerate((*ENVELOPE_FIELDS, "extra")):
+    setattr(Envelope, _name, property(itemgetter(_i), doc=f"The envelope's `{_name}`."))
+del _i, _name
+
+
+def _py_event_hash(
     event_type: str,
     event_id: str,
     timestamp: int,
@@ -87,6 +145,63 @@ def event_hash(
     head = f"{event_type}|{event_id}|".encode()
     tail = f"|{payload}|{aggregate_id or ''}|{previous_hash or ''}".encode()
     return hashlib.sha256(head + _U64.pack(timestamp) + tail).hexdigest()
+
+
+def _py_encode_line(
+    event_type: str,
+    event_id: str,
+    timestamp: int,
+    payload: str,
+    aggregate_id: str | None,
+    previous_hash: str | None,
+    chain: bool,
+    batch_left: int,
+) -> tuple[bytes, str | None]:
+    """The pure-Python :data:`encode_line` (same bytes)."""
+    h = event_hash(event_type, event_id, timestamp, payload, aggregate_id, previous_hash) if chain else None
+    fields = {
+        "event_type": event_type, "event_id": event_id, "timestamp": timestamp, "payload": payload,
+        "aggregate_id": aggregate_id, "event_hash": h, "previous_hash": previous_hash,
+    }  # fmt: skip
+    if batch_left > 0:
+        fields[BATCH_FIELD] = batch_left
+    json = orjson.dumps(fields)
+    return b"%08x:%s\n" % (zlib.crc32(json), json), h
+
+
+def _py_digest(key: str | bytes) -> bytes:
+    """The pure-Python :data:`digest16`."""
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()[:16]
+
+
+def _native_encoder() -> Any:
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from . import _encode
+    except ImportError:  # built without a C compiler: the Python twins below give the same bytes
+        return None
+    return _encode
+
+
+_encoder = _native_encoder()
+native_encoder = _encoder is not None
+"""True when :func:`encode_line` runs in C."""
+
+event_hash = _encoder.event_hash if _encoder is not None else _py_event_hash
+"""``event_hash(event_type, event_id, timestamp, payload, aggregate_id, previous_hash)``:
+SHA-256 of ``type|id|ts(u64 LE)|payload|aggregate|previous`` as lowercase hex (in C when built)."""
+encode_line = _encoder.encode_line if _encoder is not None else _py_encode_line
+"""``encode_line(event_type, event_id, timestamp, payload, aggregate_id, previous_hash, chain, batch_left)``
+-> ``(b"<crc>:<envelope JSON>\\n", event_hash)``: one Era C JSON journal line and the chain hash.
+
+All 7 envelope fields in order, compact JSON as orjson writes it, CRC-32 prefix
+(FORMATS.md section 2). With ``chain`` the ``event_hash`` is the SHA-256 chain
+hash after ``previous_hash`` (else null, and None is returned); ``batch_left > 0``
+adds the :data:`BATCH_FIELD` extra field. The engine's hot path: the C version
+does in one call what the Python one does in five."""
+digest16 = _encoder.digest if _encoder is not None else _py_digest
+"""``digest16(key)``: the first 16 bytes of SHA-256 of a key (str, or its UTF-8 bytes)."""
 
 
 def envelope_from_obj(obj: Any) -> Envelope | None:
