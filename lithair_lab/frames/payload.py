@@ -1,4 +1,4 @@
-"""Payload strings into typed columns: ``decode_payloads`` and ``payload_schema``.
+"""Payload strings into typed columns: ``decode_payloads``, ``payload_schema``, ``decode_objects``.
 
 The schema comes from every selected row (never a sample: a field that first
 appears late is never dropped), from the caller, or from the model's
@@ -6,26 +6,49 @@ appears late is never dropped), from the caller, or from the model's
 differs across rows (a string here, a number there) raises
 :class:`~lithair_lab.errors.SchemaConflictError`; integers mixed with floats
 widen to ``Float64``, which loses nothing a reader of JSON would keep.
+
+How: rows are grouped by *shape* (their keys, nested ones included, and the
+JSON type of each value; ``_shapes.c``, or identical text without the C
+extension). One row per shape is enough to infer the types, find conflicts and
+tell which keys each row holds, so the inference looks at a handful of rows and
+the decoder parses every row once, with the schema given.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
 from lithair_lab.errors import FormatError, SchemaConflictError
 from lithair_lab.formats import layout
+from lithair_lab.formats.native import PURE_PYTHON_ENV
 
 from .scan import Source, scan
+
+try:
+    from . import _shapes as _native_shapes
+except ImportError:  # no C compiler at install time: rows are grouped by identical text
+    _native_shapes = None
 
 PayloadSchema = Mapping[str, pl.DataType | type[pl.DataType]] | pl.Schema
 COLLISION_PREFIX = "payload."
 _HINT = "pass `schema={...}` to choose the type (values that do not fit become an error, not a guess)"
+
+
+class InvalidPayloadError(FormatError):
+    """A payload is not a JSON object; ``row`` is its position among the decoded strings."""
+
+    def __init__(self, row: int, label: object, reason: str) -> None:
+        self.row = row
+        super().__init__("payload", f"row {label}: {reason}")
 
 
 def _select(frame: pl.LazyFrame, event_type: str | None, model: str | None) -> pl.LazyFrame:
@@ -68,55 +91,32 @@ def payload_schema(
     Raises
     ------
     SchemaConflictError
-        When a top-level field holds values of different JSON types.
+        When a field holds values of different JSON types.
     """
-    rows = _select(scan(source), event_type, model).collect()
-    if "seq" not in rows.columns:
-        rows = rows.with_row_index("seq")
-    return _infer(rows.select("seq", column), column)
+    rows = _rows(source, event_type, model)
+    labels = rows.get_column("seq") if "seq" in rows.columns else None
+    return _Shapes.of(rows.get_column(column), labels).schema(strict=True)
 
 
-def _infer(payloads: pl.DataFrame, column: str) -> pl.Schema:
-    return _infer_decoded(payloads, column)[0]
+# --- one row per shape ------------------------------------------------------------
 
 
-def _infer_decoded(payloads: pl.DataFrame, column: str) -> tuple[pl.Schema, pl.Series | None]:
-    """The schema of all rows, and the rows decoded with it (one pass serves both)."""
-    values = payloads.get_column(column)
-    if values.is_empty():
-        return pl.Schema(), None
-    try:
-        decoded = _decode_as_ndjson(values)
-        if decoded is None:
-            decoded = values.str.json_decode(infer_schema_length=None)
-        dtype = decoded.dtype
-    except pl.exceptions.ComputeError:
-        _raise_conflict(payloads, column, None)
-        raise  # no conflict found at the top level: Polars' own message says where
-    if not isinstance(dtype, pl.Struct):
-        msg = f"payloads are JSON {dtype} values, not objects; they cannot become columns"
-        raise FormatError("payload", msg)
-    for f in dtype.fields:
-        if _may_hide_conflict(f.dtype):
-            _check_sniffed(payloads, column, f.name)
-    return pl.Schema({f.name: f.dtype for f in dtype.fields}), decoded
-
-
-def _decode_as_ndjson(values: pl.Series) -> pl.Series | None:
-    """All rows parsed as one NDJSON buffer (Polars' NDJSON reader is several times faster
-    than ``str.json_decode``), or None when the rows are not one JSON object per line."""
-    if values.null_count() or values.str.contains("\n", literal=True).any():
-        return None
-    try:
-        frame = pl.read_ndjson(values.str.join("\n").cast(pl.Binary).item(), infer_schema_length=None)
-    except (pl.exceptions.PolarsError, ValueError):
-        return None
-    return frame.to_struct(values.name) if frame.height == len(values) else None
-
-
-def _may_hide_conflict(dtype: pl.DataType) -> bool:
-    """Polars infers String as the supertype of a string and a number: check such fields."""
-    return dtype == pl.String or (isinstance(dtype, pl.List) and _may_hide_conflict(dtype.inner))
+def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per row its shape number (in order of first appearance), and each shape's first row."""
+    if not len(values):
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint32)
+    if _native_shapes is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0"):
+        ids, firsts = _native_shapes.shapes(text)
+        return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32)
+    # Without the C extension: rows of identical text share a shape (sound, if less sharing).
+    groups = (
+        values.to_frame("v")
+        .with_row_index("row")
+        .with_columns(pl.col("row").first().over("v").alias("first"))
+        .with_columns(pl.col("first").rank("dense").cast(pl.UInt32).alias("id") - 1)
+    )
+    firsts = groups.filter(pl.col("row") == pl.col("first"))["row"]
+    return groups["id"].to_numpy(), firsts.to_numpy()
 
 
 def _json_type(v: Any) -> str:
@@ -131,32 +131,263 @@ def _json_type(v: Any) -> str:
     return "array" if isinstance(v, list) else "object"
 
 
-def _check_sniffed(payloads: pl.DataFrame, column: str, field: str) -> None:
-    """Cheap vectorized look at the first byte of each value; orjson confirms suspects."""
-    first = pl.col(column).str.extract(r'"' + re.escape(field) + r'"\s*:\s*(.)', 1)
-    suspects = payloads.filter(first.is_not_null() & ~first.is_in(['"', "n", "["]))
-    if not suspects.is_empty():
-        _raise_conflict(payloads, column, field)
+class _Repeated(Exception):
+    """An object repeats a key (JSON readers disagree on which value wins)."""
 
 
-def _raise_conflict(payloads: pl.DataFrame, column: str, only: str | None) -> None:
-    """Find the top-level field whose JSON types differ, with example seqs, and raise."""
-    seen: dict[str, dict[str, list[int]]] = {}
-    for seq, text in payloads.select("seq", column).iter_rows():
-        obj = orjson.loads(text)
-        if not isinstance(obj, dict):
-            seen.setdefault("<payload>", {}).setdefault(_json_type(obj), []).append(seq)
-            continue
-        for k, v in obj.items():
-            if only is None or k == only:
-                kinds = seen.setdefault(k, {})
-                kinds.setdefault(_json_type(v), [])
-                if len(kinds[_json_type(v)]) < 3:
-                    kinds[_json_type(v)].append(seq)
-    for name, kinds in seen.items():
-        real = {k: v for k, v in kinds.items() if k != "null"}
-        if len(real) > 1:
-            raise SchemaConflictError(name, real, _HINT)
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Repeated
+    return obj
+
+
+def _types(value: Any, path: str, out: dict[str, set[str]]) -> None:
+    """JSON type of every value under ``path`` (``a.b`` inside objects, ``a[]`` for list items)."""
+    out.setdefault(path, set()).add(_json_type(value))
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _types(v, f"{path}.{k}" if path else k, out)
+    elif isinstance(value, list):
+        for v in value:
+            _types(v, path + "[]", out)
+
+
+@dataclass
+class _Shapes:
+    """JSON object strings grouped by shape, one parsed representative per shape."""
+
+    values: pl.Series  # the strings, nulls as "{}", on one line each
+    nulls: pl.Series | None  # rows that were null strings
+    labels: pl.Series | None  # what errors call a row (seq), else its number
+    text: bytes  # the rows as NDJSON
+    ids: np.ndarray  # row -> shape
+    firsts: np.ndarray  # shape -> its first row
+    objects: list[dict[str, Any]]  # shape -> its first row, parsed
+
+    @classmethod
+    def of(cls, values: pl.Series, labels: pl.Series | None = None) -> _Shapes:
+        nulls = values.is_null() if values.null_count() else None
+        values = values.fill_null("{}") if nulls is not None else values
+        if values.str.contains("\n", literal=True).any():
+            # A raw newline is only ever whitespace between JSON tokens (JSON
+            # strings cannot hold one): once the rows are known to be JSON,
+            # it becomes a space so that each row stays on one line.
+            for row in values.str.contains("\n", literal=True).arg_true().to_list():
+                _parse(values[row], row, labels)
+            values = values.str.replace_all("\n", " ", literal=True)
+        text = values.str.join("\n").cast(pl.Binary).item() if len(values) else b""
+        ids, firsts = _shape_ids(text, values)
+        objects: list[dict[str, Any]] = []
+        repeated: list[int] = []
+        for k, row in enumerate(firsts.tolist()):
+            try:
+                obj = _parse(values[row], row, labels)
+            except _Repeated:
+                repeated.append(k)
+                obj = orjson.loads(values[row])
+            if not isinstance(obj, dict):
+                label = row if labels is None else labels[row]
+                raise InvalidPayloadError(row, label, f"the payload is a JSON {_json_type(obj)}, not an object")
+            objects.append(obj)
+        shapes = cls(values, nulls, labels, text, ids, firsts, objects)
+        if repeated:
+            # A repeated key keeps its last value, as the engine's reader
+            # (orjson) does; Polars would keep the first. Those rows are
+            # rewritten once, without repeats, and grouped again.
+            rows = shapes.rows_of(repeated)
+            fixed = [orjson.dumps(orjson.loads(t)).decode() for t in values.gather(rows)]
+            values = values.scatter(rows, fixed)
+            return cls.of(values if nulls is None else pl.when(nulls).then(None).otherwise(values), labels)
+        return shapes
+
+    def rows_of(self, shapes: list[int]) -> pl.Series:
+        """Row numbers of the rows of these shapes, in row order."""
+        mask = np.zeros(len(self.firsts), np.bool_)
+        mask[shapes] = True
+        return pl.Series(np.flatnonzero(mask[self.ids]), dtype=pl.UInt32)
+
+    def label(self, row: int) -> object:
+        return row if self.labels is None else self.labels[row]
+
+    def conflicts(self) -> None:
+        """Raise :class:`SchemaConflictError` for the first field holding two JSON types."""
+        seen: dict[str, dict[str, list[int]]] = {}
+        for k, obj in enumerate(self.objects):
+            types: dict[str, set[str]] = {}
+            for name, v in obj.items():
+                _types(v, name, types)
+            for path, kinds in types.items():
+                for kind in kinds - {"null"}:
+                    seen.setdefault(path, {}).setdefault(kind, []).append(k)
+        for path, kinds in seen.items():
+            if len(kinds) > 1:
+                examples = {
+                    kind: [int(self.label(r)) for r in self.rows_of(shapes).head(3).to_list()]  # type: ignore[call-overload]
+                    for kind, shapes in kinds.items()
+                }
+                raise SchemaConflictError(path, examples, _HINT)
+
+    def schema(self, *, strict: bool) -> pl.Schema:
+        """Polars' inference over one row per shape: the schema of all rows.
+
+        ``strict``: a field of two JSON types raises; otherwise Polars'
+        supertype is taken (a string and a number: ``String``) and a pair of
+        types it cannot join raises ``pl.exceptions.PolarsError``.
+        """
+        if strict:
+            self.conflicts()
+        if not self.objects:
+            return pl.Schema()
+        reps = self.values.gather(pl.Series(self.firsts, dtype=pl.UInt32)).str.join("\n").cast(pl.Binary).item()
+        inferred = pl.read_ndjson(reps, infer_schema_length=None).schema
+        order: dict[str, None] = {}  # Polars may put a field that is always null elsewhere
+        for obj in self.objects:
+            order.update(dict.fromkeys(obj))
+        return pl.Schema({k: inferred[k] for k in order})
+
+    def decode(self, schema: pl.Schema, name: str) -> pl.Series:
+        """Every row parsed once with ``schema``; a value that does not fit raises, naming its row."""
+        if not schema:
+            struct = pl.Series(name, [{}] * len(self.values), pl.Struct({}))
+        else:
+            try:
+                struct = pl.read_ndjson(self.text, schema=schema).to_struct(name)
+            except pl.exceptions.PolarsError as e:
+                raise self._why(schema, e) from None
+        return struct if self.nulls is None else pl.select(pl.when(~self.nulls).then(struct)).to_series().alias(name)
+
+    def _why(self, schema: pl.Schema, error: Exception) -> Exception:
+        """The first row that Polars cannot read with ``schema``, as a clear error."""
+        for k, row in enumerate(self.firsts.tolist()):
+            try:
+                pl.read_ndjson(self.values[row].encode(), schema=schema)
+            except pl.exceptions.PolarsError as e:
+                return InvalidPayloadError(row, self.label(row), f"does not fit the schema {dict(schema)} ({e})")
+            del k
+        # Rows grouped with a valid one although they are not JSON: find one.
+        for row, v in enumerate(self.values):
+            try:
+                orjson.loads(v)
+            except orjson.JSONDecodeError as e:
+                return InvalidPayloadError(row, self.label(row), f"the payload is not valid JSON ({e})")
+        return FormatError("payload", f"Polars cannot decode the payloads: {error}")
+
+    def presence(self, fields: list[str]) -> pl.DataFrame:
+        """Per field, True where the row's object holds the key (even as null)."""
+        out = {}
+        for f in fields:
+            held = np.fromiter((f in o for o in self.objects), np.bool_, len(self.objects))
+            column = pl.Series(f, held[self.ids])
+            out[f] = column if self.nulls is None else column & ~self.nulls
+        return pl.DataFrame(out) if out else pl.DataFrame(height=len(self.values))
+
+
+def _parse(text: str, row: int, labels: pl.Series | None) -> Any:
+    """One payload, parsed exactly (big integers stay integers); raises ``_Repeated``."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_repeats)
+    except ValueError as e:  # JSONDecodeError, or a number Python will not convert
+        label = row if labels is None else labels[row]
+        raise InvalidPayloadError(row, label, f"the payload is not valid JSON ({e})") from None
+
+
+def _in_python(values: pl.Series, name: str) -> pl.Series:
+    """Objects decoded in Python: a field Polars cannot type (an object here, a list there) stays JSON text."""
+    objs = [orjson.loads(v) if v is not None else None for v in values]
+    names: dict[str, None] = {}
+    for o in objs:
+        names.update(dict.fromkeys(o or {}))
+    columns = []
+    for field in names:
+        column = [o.get(field) if o is not None else None for o in objs]
+        kinds = {_json_type(v) for v in column} - {"null"}
+        if len(kinds) < 2 or not kinds & {"object", "array"}:
+            try:
+                columns.append(pl.Series(field, column, strict=False))
+                continue
+            except (TypeError, pl.exceptions.PolarsError, pl.exceptions.PanicException):
+                pass
+        columns.append(pl.Series(field, [None if v is None else orjson.dumps(v).decode() for v in column], pl.String))
+    if not columns:
+        return pl.Series(name, [{}] * len(values), pl.Struct({}))
+    frame = pl.DataFrame(columns).to_struct(name)
+    nulls = values.is_null()
+    return frame if not nulls.any() else pl.select(pl.when(~nulls).then(frame)).to_series().alias(name)
+
+
+def decode_objects(
+    values: pl.Series,
+    *,
+    strict: bool = True,
+    presence: bool = False,
+    schema: PayloadSchema | None = None,
+    labels: pl.Series | None = None,
+) -> tuple[pl.Series, pl.DataFrame | None]:
+    """JSON object strings -> a struct Series and, when asked, which keys each row holds.
+
+    The one decoder of payloads: :func:`decode_payloads` and the state fold
+    both use it. The schema is inferred from **every** row (through one row
+    per shape, see the module's docstring); fields are in order of first
+    appearance. A null string gives a null struct (and no keys held).
+
+    Parameters
+    ----------
+    values
+        JSON texts, each an object.
+    strict
+        ``True``: a field whose values have two JSON types (null aside, ints
+        and floats both "number") raises :class:`SchemaConflictError`.
+        ``False``: Polars' supertype is taken (a string and a number give
+        ``String``), and a field Polars cannot type (an object in one row, a
+        list in another) is kept as JSON text.
+    presence
+        Also return a Boolean frame with one column per struct field, True
+        where the row's object holds that key, **even as null**: an explicit
+        ``null`` and an absent key decode alike in the struct, and only this
+        frame tells them apart. ``False``: ``None`` in its place.
+    schema
+        Field name -> dtype, used as given (no inference; a value that does
+        not fit raises).
+    labels
+        What error messages call each row (e.g. its ``seq``); default the row
+        number.
+
+    Returns
+    -------
+    tuple[polars.Series, polars.DataFrame | None]
+        The struct Series (named like ``values``) and the presence frame.
+
+    Raises
+    ------
+    InvalidPayloadError
+        A row that is not JSON, or not an object (``.row`` says which).
+    SchemaConflictError
+        With ``strict``, a field of two JSON types.
+    """
+    name = values.name
+    shapes = _Shapes.of(values, labels)
+    if schema is not None:
+        struct = shapes.decode(_as_schema(schema), name)
+    else:
+        try:
+            struct = shapes.decode(shapes.schema(strict=strict), name)
+        except pl.exceptions.PolarsError:
+            if strict:
+                raise
+            struct = _in_python(values, name)
+    if not presence:
+        return struct, None
+    return struct, shapes.presence([f.name for f in struct.dtype.fields])  # type: ignore[attr-defined]
+
+
+def _as_schema(schema: PayloadSchema) -> pl.Schema:
+    return pl.Schema({k: (v() if isinstance(v, type) else v) for k, v in schema.items()})
+
+
+def _rows(source: Source, event_type: str | None, model: str | None) -> pl.DataFrame:
+    rows = _select(scan(source), event_type, model).collect()
+    return rows if "seq" in rows.columns else rows.with_row_index("seq")
 
 
 def model_schema_fields(path: Path) -> list[str]:
@@ -213,28 +444,19 @@ def decode_payloads(
     --------
     payload_schema : The inferred schema alone.
     """
-    rows = _select(scan(source), event_type, model).collect()
-    if "seq" not in rows.columns:
-        rows = rows.with_row_index("seq")
+    rows = _rows(source, event_type, model)
     fields: list[str] | None = None
     if model is not None and isinstance(source, str | Path):
         spec = _model_schema_file(Path(source), model)
         if spec is not None:
             fields = model_schema_fields(spec)
-    structs: pl.Series | None = None
-    if schema is None:
-        inferred, structs = _infer_decoded(rows.select("seq", column), column)
-    else:
-        inferred = pl.Schema({k: (v() if isinstance(v, type) else v) for k, v in schema.items()})
-    if fields is not None:
-        ordered = {k: inferred.get(k, pl.Null()) for k in fields}
-        ordered.update({k: v for k, v in inferred.items() if k not in ordered})
-        inferred = pl.Schema(ordered)
-    if not inferred:
-        return rows
-    if structs is None or fields is not None:
-        structs = rows.get_column(column).str.json_decode(pl.Struct(inferred))
+    structs, _ = decode_objects(rows.get_column(column), schema=schema, labels=rows.get_column("seq"))
     decoded = structs.struct.unnest()
+    if fields is not None:
+        named = [pl.lit(None).alias(f) if f not in decoded.columns else pl.col(f) for f in fields]
+        decoded = decoded.select(*named, *(c for c in decoded.columns if c not in fields))
+    if not decoded.width:
+        return rows
     taken = set(rows.columns)
     decoded = decoded.rename({c: COLLISION_PREFIX + c for c in decoded.columns if c in taken})
     return pl.concat([rows, decoded], how="horizontal")

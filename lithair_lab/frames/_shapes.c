@@ -1,0 +1,245 @@
+/* The shape of each JSON row of a buffer, for frames/payload.py.
+ *
+ * shapes(buf) reads rows separated by '\n' and returns (ids, firsts): `ids`
+ * holds one native uint32 per row, the number of the row's shape (numbered in
+ * order of first appearance); `firsts` holds one uint32 per shape, the first
+ * row that has it.
+ *
+ * A row's shape is its text with whitespace dropped, keys kept as written,
+ * every string value written `s`, every boolean `b`, null `n`, a number with a
+ * fraction or an exponent `f`, an integer of at most 18 digits `i` (it fits in
+ * 64 bits whatever its digits) and a longer one `I` followed by its digits and
+ * `;` (whether it fits depends on them). Rows of one shape therefore have the
+ * same keys, nested ones included, and values of the same types, so a decoder
+ * infers the same types from one row per shape as from all of them. Text that
+ * is not JSON gets some shape too: the decoder of the rows reports it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t hash;
+    size_t at; /* offset of the shape's text in the arena */
+    size_t len;
+    uint32_t id; /* UINT32_MAX: empty slot */
+} Slot;
+
+typedef struct {
+    char *arena;
+    size_t arena_len, arena_cap;
+    Slot *slots;
+    size_t n_slots; /* a power of two, kept at least twice the number of shapes */
+    uint32_t *firsts;
+    size_t n_shapes, firsts_cap;
+} Table;
+
+static int reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t cap2 = *cap ? *cap : 256;
+    while (cap2 < need) cap2 *= 2;
+    char *p = realloc(*buf, cap2);
+    if (!p) return -1;
+    *buf = p;
+    *cap = cap2;
+    return 0;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then a final mix */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static int grow(Table *t) {
+    size_t n2 = t->n_slots * 2;
+    Slot *s2 = malloc(n2 * sizeof(Slot));
+    if (!s2) return -1;
+    for (size_t i = 0; i < n2; i++) s2[i].id = UINT32_MAX;
+    for (size_t i = 0; i < t->n_slots; i++) {
+        if (t->slots[i].id == UINT32_MAX) continue;
+        size_t j = t->slots[i].hash & (n2 - 1);
+        while (s2[j].id != UINT32_MAX) j = (j + 1) & (n2 - 1);
+        s2[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = s2;
+    t->n_slots = n2;
+    return 0;
+}
+
+/* The id of the shape `s` (its text at the arena's end), adding it when new. */
+static int64_t intern(Table *t, size_t at, size_t len, uint32_t row) {
+    const char *s = t->arena + at;
+    uint64_t h = hash_bytes(s, len);
+    size_t j = h & (t->n_slots - 1);
+    while (t->slots[j].id != UINT32_MAX) {
+        Slot *e = &t->slots[j];
+        if (e->hash == h && e->len == len && memcmp(t->arena + e->at, s, len) == 0) {
+            t->arena_len = at; /* known: drop the copy */
+            return e->id;
+        }
+        j = (j + 1) & (t->n_slots - 1);
+    }
+    if (t->n_shapes == t->firsts_cap) {
+        size_t cap = t->firsts_cap * sizeof(uint32_t);
+        char *p = (char *)t->firsts;
+        if (reserve(&p, &cap, cap + sizeof(uint32_t)) < 0) return -1;
+        t->firsts = (uint32_t *)p;
+        t->firsts_cap = cap / sizeof(uint32_t);
+    }
+    uint32_t id = (uint32_t)t->n_shapes++;
+    t->firsts[id] = row;
+    t->slots[j] = (Slot){h, at, len, id};
+    if (t->n_shapes * 2 > t->n_slots && grow(t) < 0) return -1;
+    return id;
+}
+
+static inline int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* Append the shape of row [p, end) to the arena; returns -1 when out of memory. */
+static int shape_of(Table *t, const unsigned char *p, const unsigned char *end) {
+    /* A shape is never longer than its row plus one byte per token (`I…;`). */
+    if (reserve(&t->arena, &t->arena_cap, t->arena_len + 2 * (size_t)(end - p) + 16) < 0) return -1;
+    char *o = t->arena + t->arena_len;
+    while (p < end) {
+        unsigned char c = *p;
+        if (is_space(c)) {
+            p++;
+        } else if (c == '"') {
+            const unsigned char *s = p++;
+            for (;;) { /* to the closing quote: the next one after an even run of backslashes */
+                const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q) {
+                    p = end;
+                    break;
+                }
+                const unsigned char *b = q;
+                while (b > s + 1 && b[-1] == '\\') b--;
+                p = q + 1;
+                if (((q - b) & 1) == 0) break;
+            }
+            const unsigned char *q = p;
+            while (q < end && is_space(*q)) q++;
+            if (q < end && *q == ':') {
+                memcpy(o, s, (size_t)(p - s));
+                o += p - s;
+            } else {
+                *o++ = 's';
+            }
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            const unsigned char *s = p;
+            int real = 0, digits = 0;
+            while (p < end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' || *p == 'e' ||
+                               *p == 'E')) {
+                if (*p >= '0' && *p <= '9')
+                    digits++;
+                else if (*p == '.' || *p == 'e' || *p == 'E')
+                    real = 1;
+                p++;
+            }
+            if (real) {
+                *o++ = 'f';
+            } else if (digits <= 18) {
+                *o++ = 'i';
+            } else {
+                *o++ = 'I';
+                memcpy(o, s, (size_t)(p - s));
+                o += p - s;
+                *o++ = ';';
+            }
+        } else if (c >= 'a' && c <= 'z') {
+            const unsigned char *s = p;
+            while (p < end && *p >= 'a' && *p <= 'z') p++;
+            size_t n = (size_t)(p - s);
+            if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0)) {
+                *o++ = 'b';
+            } else if (n == 4 && memcmp(s, "null", 4) == 0) {
+                *o++ = 'n';
+            } else { /* not JSON: kept as written */
+                memcpy(o, s, n);
+                o += n;
+            }
+        } else {
+            *o++ = (char)c;
+            p++;
+        }
+    }
+    t->arena_len = (size_t)(o - t->arena);
+    return 0;
+}
+
+PyDoc_STRVAR(shapes_doc,
+             "shapes(buf) -> (ids, firsts)\n\n"
+             "The shape of each '\\n'-separated row of `buf` (native uint32 per row, numbered in order of\n"
+             "first appearance) and the first row of each shape (native uint32 per shape).");
+
+static PyObject *shapes(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*:shapes", &view)) return NULL;
+    const unsigned char *buf = view.buf, *end = buf + view.len;
+    size_t rows = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (const unsigned char *p = buf; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) rows++;
+    Py_END_ALLOW_THREADS
+    if (rows > UINT32_MAX) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "more than 2**32 - 1 rows");
+        return NULL;
+    }
+    PyObject *ids = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(rows * sizeof(uint32_t)));
+    if (!ids) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    uint32_t *out = (uint32_t *)PyBytes_AS_STRING(ids);
+    Table t = {0};
+    t.n_slots = 64;
+    t.slots = malloc(t.n_slots * sizeof(Slot));
+    int failed = t.slots == NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (!failed) {
+        for (size_t i = 0; i < t.n_slots; i++) t.slots[i].id = UINT32_MAX;
+        const unsigned char *p = buf;
+        for (size_t r = 0; r < rows; r++) {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            const unsigned char *e = nl ? nl : end;
+            size_t at = t.arena_len;
+            int64_t id = shape_of(&t, p, e) < 0 ? -1 : intern(&t, at, t.arena_len - at, (uint32_t)r);
+            if (id < 0) {
+                failed = 1;
+                break;
+            }
+            out[r] = (uint32_t)id;
+            p = e + 1;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *firsts = failed ? NULL : PyBytes_FromStringAndSize((const char *)t.firsts, (Py_ssize_t)(t.n_shapes * sizeof(uint32_t)));
+    free(t.arena);
+    free(t.slots);
+    free(t.firsts);
+    if (!firsts) {
+        Py_DECREF(ids);
+        return failed ? PyErr_NoMemory() : NULL;
+    }
+    PyObject *result = Py_BuildValue("(NN)", ids, firsts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"shapes", shapes, METH_VARARGS, shapes_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_shapes", "Per-row JSON shapes for the payload decoder.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__shapes(void) { return PyModule_Create(&module); }
