@@ -1,15 +1,22 @@
-/* Native pass over CRC-framed JSON lines (FORMATS.md section 2), for formats/batch.py.
+/* Native envelope decoder for CRC-framed JSON journal lines (FORMATS.md sections 2 and 9),
+ * for formats/batch.py.
  *
- * split_lines(buf) walks a chunk of whole lines once, without the GIL, and
- * returns per non-blank line its offset, line index and flags, plus the NDJSON
- * buffer of the bodies Polars should parse. It decides nothing the reference
- * codec (jsonlines.py) does not: the prefix rule is jsonlines.has_crc_prefix,
- * the CRC is CRC-32 (IEEE) as zlib.crc32, blank is bytes.strip's whitespace.
- * UTF-8 validity and JSON are left to Polars and the reference path.
+ * decode_envelopes(buf) walks a chunk of whole lines without the GIL (a large
+ * chunk is cut at line boundaries into parts decoded by parallel threads),
+ * checks each line's CRC, parses the envelope object itself and writes the
+ * columns straight into Arrow buffers, handed to Polars zero-copy through the
+ * Arrow C Data Interface (`__arrow_c_array__`). It only decodes what it can
+ * decide exactly as the reference codec does (jsonlines.py, envelope.py,
+ * orjson): the compact form the writers produce — no whitespace, each key at
+ * most once and one of the envelope's eight, strings with valid escapes and
+ * strict UTF-8, integers that fit in 64 bits. Any other line is flagged and
+ * batch.py decodes it with the reference path, so both give the same rows.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
 #include <sys/mman.h>
@@ -18,40 +25,7 @@
 #include <emmintrin.h>
 #endif
 
-/* Flags of one line (uint16 each), mirrored in batch.py. */
-#define F_HAS_CRC 0x0001u    /* an 8-hex-digit prefix and ':' */
-#define F_CRC_BAD 0x0002u    /* the stored CRC differs from the body's */
-#define F_BLANK_BODY 0x0004u /* the body after the prefix is whitespace only */
-#define F_ESCAPE_U 0x0008u   /* the body contains a `\u` escape */
-#define F_DUPLICATE 0x0010u  /* an envelope key appears twice (Polars keeps the first, orjson the last) */
-#define F_QUOTED0 0x0100u    /* bit 8 + k: the body contains `"<string key k>":"` */
-
-/* The envelope's keys: the string fields first (their order gives the F_QUOTED0 bits). */
-static const char *const KEYS[] = {
-    "event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash",
-    "timestamp", "lithair_lab_batch",
-};
-#define N_KEYS 8
-#define N_STRING_KEYS 6
-
 static uint32_t crc_table[8][256];
-static size_t key_len[N_KEYS];
-
-static void tables_init(void) {
-    for (int k = 0; k < N_KEYS; k++) key_len[k] = strlen(KEYS[k]);
-#ifdef HAVE_CLMUL
-    __builtin_cpu_init();
-    use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-#endif
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; i++)
-        for (int t = 1; t < 8; t++)
-            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
-}
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -158,6 +132,22 @@ static uint32_t crc32_ieee(const unsigned char *p, size_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
+
+static void tables_init(void) {
+#ifdef HAVE_CLMUL
+    __builtin_cpu_init();
+    use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+}
+
 static int hex_value(unsigned char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -174,58 +164,6 @@ static int is_blank(const unsigned char *p, size_t n) {
     return 1;
 }
 
-static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/* A '"' at `at` may close an envelope key: flag `"<key>":"` (string keys) and
- * a key seen twice. `seen` holds the keys met so far in this body. */
-static void key_at(const unsigned char *body, size_t n, size_t at, uint16_t *flags, unsigned *seen) {
-    for (int k = 0; k < N_KEYS; k++) {
-        size_t len = key_len[k];
-        if (at < len + 1 || body[at - len - 1] != '"' || memcmp(body + at - len, KEYS[k], len) != 0) continue;
-        size_t colon = at + 1;
-        while (colon < n && is_space(body[colon])) colon++;
-        if (colon >= n || body[colon] != ':') return;
-        if (*seen & (1u << k)) *flags |= F_DUPLICATE;
-        *seen |= 1u << k;
-        if (k < N_STRING_KEYS && colon == at + 1 && colon + 1 < n && body[colon + 1] == '"')
-            *flags |= (uint16_t)(F_QUOTED0 << k);
-        return;
-    }
-}
-
-/* The flags the checks of batch.py need from a body: which `"<key>":"` occur
- * and whether a `\u` occurs (as substrings, like Polars' str.contains), and
- * whether an envelope key (`"<key>"` then ':') occurs twice. */
-static uint16_t body_flags(const unsigned char *body, size_t n) {
-    uint16_t flags = 0;
-    unsigned seen = 0;
-    size_t i = 0;
-#ifdef __SSE2__
-    /* 16 positions at a time: compare the bytes at i and i+1 with each pattern. */
-    const __m128i quote = _mm_set1_epi8('"'), colon = _mm_set1_epi8(':'), space = _mm_set1_epi8(' ');
-    const __m128i tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r');
-    const __m128i slash = _mm_set1_epi8('\\'), u = _mm_set1_epi8('u');
-    for (; i + 17 <= n; i += 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(body + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(body + i + 1));
-        __m128i escape = _mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, u));
-        __m128i after = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, colon), _mm_cmpeq_epi8(b, space)),
-                                     _mm_or_si128(_mm_cmpeq_epi8(b, tab), _mm_cmpeq_epi8(b, cr)));
-        if (_mm_movemask_epi8(escape)) flags |= F_ESCAPE_U;
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, quote), after));
-        while (mask) {
-            key_at(body, n, i + (size_t)__builtin_ctz(mask), &flags, &seen);
-            mask &= mask - 1;
-        }
-    }
-#endif
-    for (; i < n; i++) {
-        if (i + 1 < n && body[i] == '\\' && body[i + 1] == 'u') flags |= F_ESCAPE_U;
-        if (i + 1 < n && body[i] == '"' && (body[i + 1] == ':' || is_space(body[i + 1]))) key_at(body, n, i, &flags, &seen);
-    }
-    return flags;
-}
-
 /* Ask for transparent huge pages on a large fresh output buffer: first touches of
  * 4 KiB pages (a page fault each) cost a quarter of the pass otherwise. A hint only. */
 static void advise_huge_pages(void *p, size_t n) {
@@ -239,60 +177,403 @@ static void advise_huge_pages(void *p, size_t n) {
 #endif
 }
 
-PyDoc_STRVAR(split_lines_doc,
-"split_lines(buf, /)\n--\n\n"
-"Walk whole lines of a CRC-framed JSON journal chunk in one pass.\n\n"
-"Returns ``(starts, lines, flags, ndjson, n_parse)``: for each non-blank line,\n"
-"its byte offset in ``buf`` (int64), its 0-based line index (int64) and its\n"
-"flags (uint16), as raw bytes in native byte order; ``ndjson`` joins with ``\\n`` the\n"
-"bodies (CRC prefix stripped) of the lines whose CRC is right and whose body\n"
-"is not blank, ``n_parse`` of them. A last line without ``\\n`` is a line too.");
+/* ------------------------------------------------------------------------- */
+/* The Arrow C Data Interface (arrow.apache.org/docs/format/CDataInterface.html). */
 
-static PyObject *split_lines(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(args, "y*:split_lines", &view)) return NULL;
-    const unsigned char *buf = view.buf;
-    size_t size = (size_t)view.len;
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+#define ARROW_FLAG_NULLABLE 2
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+#endif
 
-    size_t n_lines = 0;
-    for (const unsigned char *p = buf, *end = buf + size; p < end; n_lines++) {
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+/* Line flags (the `flags` column), mirrored in batch.py. */
+#define F_HAS_CRC 0x01u /* an 8-hex-digit prefix and ':' */
+#define F_CRC_BAD 0x02u /* the stored CRC differs from the body's */
+#define F_SLOW 0x04u    /* not decided here: the reference path decodes the line */
+
+/* The columns of a part, in the order decode_envelopes returns them. */
+enum { C_START, C_LINE, C_FLAGS, C_TS, C_FOLLOWS, C_STR0 };
+/* String columns: the envelope's string fields. */
+enum { S_EVENT_TYPE, S_EVENT_ID, S_PAYLOAD, S_AGGREGATE_ID, S_EVENT_HASH, S_PREVIOUS_HASH, N_STR };
+#define N_COLS (C_STR0 + N_STR)
+
+/* An Arrow string view: length, then the bytes inline (<= 12) or a prefix, buffer index and offset. */
+typedef struct {
+    uint32_t len;
+    union {
+        unsigned char inline_data[12];
+        struct {
+            unsigned char prefix[4];
+            uint32_t buffer;
+            uint32_t offset;
+        } ref;
+    } u;
+} View;
+
+/* One part of a chunk: every buffer of its columns. Shared by the arrays exported
+ * from it, freed when the last of them (and the Python objects) let go. */
+typedef struct {
+    long refs;
+    size_t n;             /* rows: the part's non-blank lines */
+    size_t n_lines;       /* lines, blank or not */
+    int64_t *start;       /* byte offset of the line in the chunk */
+    int64_t *line;        /* 0-based line index in the chunk */
+    uint8_t *flags;       /* F_* */
+    int64_t *ts;          /* timestamp (Unix seconds) */
+    int64_t *follows;     /* lithair_lab_batch when a non-negative integer */
+    View *views[N_STR];
+    uint8_t *valid[N_COLS]; /* validity bitmaps (NULL: all valid) */
+    int64_t nulls[N_COLS];
+    unsigned char *data;  /* the out-of-line bytes of every string column */
+    int64_t data_size[1]; /* the view arrays' variadic buffer sizes */
+    int failed;           /* allocation failed */
+} Part;
+
+static void part_free(Part *P) {
+    free(P->start);
+    free(P->line);
+    free(P->flags);
+    free(P->ts);
+    free(P->follows);
+    for (int s = 0; s < N_STR; s++) free(P->views[s]);
+    for (int c = 0; c < N_COLS; c++) free(P->valid[c]);
+    free(P->data);
+    free(P);
+}
+
+static void part_incref(Part *P) { __atomic_add_fetch(&P->refs, 1, __ATOMIC_RELAXED); }
+
+static void part_decref(Part *P) {
+    if (__atomic_sub_fetch(&P->refs, 1, __ATOMIC_ACQ_REL) == 0) part_free(P);
+}
+
+static inline void set_valid(uint8_t *bits, size_t i) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+
+/* ------------------------------------------------------------------------- */
+/* Parsing one body. Each returns 0 when the fast path cannot decide. */
+
+/* Validate one UTF-8 sequence at p (first byte >= 0x80) as Python's strict decoder does;
+ * its length, or 0. */
+static inline int utf8_seq(const unsigned char *p, const unsigned char *end) {
+    unsigned char c = p[0];
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F; /* no UTF-16 surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
+    } else return 0;
+    if (end - p < n) return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (int k = 2; k < n; k++)
+        if (p[k] < 0x80 || p[k] > 0xBF) return 0;
+    return n;
+}
+
+static inline int hex4(const unsigned char *p, uint32_t *v) {
+    uint32_t x = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hex_value(p[k]);
+        if (h < 0) return 0;
+        x = (x << 4) | (uint32_t)h;
     }
-    PyObject *starts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 8));
-    PyObject *lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 8));
-    PyObject *flags = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n_lines * 2));
-    PyObject *ndjson = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
-    if (!starts || !lines || !flags || !ndjson) {
-        Py_XDECREF(starts);
-        Py_XDECREF(lines);
-        Py_XDECREF(flags);
-        Py_XDECREF(ndjson);
-        PyBuffer_Release(&view);
+    *v = x;
+    return 1;
+}
+
+static inline unsigned char *put_utf8(unsigned char *out, uint32_t cp) {
+    if (cp < 0x80) *out++ = (unsigned char)cp;
+    else if (cp < 0x800) {
+        *out++ = (unsigned char)(0xC0 | (cp >> 6));
+        *out++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *out++ = (unsigned char)(0xE0 | (cp >> 12));
+        *out++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else {
+        *out++ = (unsigned char)(0xF0 | (cp >> 18));
+        *out++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        *out++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        *out++ = (unsigned char)(0x80 | (cp & 0x3F));
+    }
+    return out;
+}
+
+/* A JSON string whose opening quote is before *pp: unescaped into `out` (which has
+ * 16 bytes of slack: whole 16-byte blocks are stored before being examined).
+ * Leaves *pp after the closing quote; returns the end of the output, or NULL. */
+static unsigned char *parse_string(const unsigned char **pp, const unsigned char *end, unsigned char *out) {
+    const unsigned char *p = *pp;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+#endif
+    for (;;) {
+#ifdef __SSE2__
+        /* Control bytes and bytes >= 0x80 are both below ' ' as signed bytes. */
+        while (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)p);
+            _mm_storeu_si128((__m128i *)out, x);
+            __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                                           _mm_cmplt_epi8(x, space));
+            unsigned mask = (unsigned)_mm_movemask_epi8(special);
+            if (mask) {
+                unsigned k = (unsigned)__builtin_ctz(mask);
+                p += k;
+                out += k;
+                break;
+            }
+            p += 16;
+            out += 16;
+        }
+#endif
+        if (p >= end) return NULL;
+        unsigned char c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            return out;
+        }
+        if (c == '\\') {
+            if (end - p < 2) return NULL;
+            switch (p[1]) {
+            case '"': *out++ = '"'; break;
+            case '\\': *out++ = '\\'; break;
+            case '/': *out++ = '/'; break;
+            case 'b': *out++ = '\b'; break;
+            case 'f': *out++ = '\f'; break;
+            case 'n': *out++ = '\n'; break;
+            case 'r': *out++ = '\r'; break;
+            case 't': *out++ = '\t'; break;
+            case 'u': {
+                uint32_t cp, lo;
+                if (end - p < 6 || !hex4(p + 2, &cp)) return NULL;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) return NULL; /* a lone low surrogate */
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        return NULL; /* a lone high surrogate */
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+                out = put_utf8(out, cp);
+                p += 6;
+                continue;
+            }
+            default: return NULL;
+            }
+            p += 2;
+            continue;
+        }
+        if (c < 0x20) return NULL; /* JSON forbids raw control characters in strings */
+        if (c >= 0x80) {
+            int n = utf8_seq(p, end);
+            if (!n) return NULL;
+            for (int k = 0; k < n; k++) *out++ = p[k];
+            p += n;
+            continue;
+        }
+        *out++ = c;
+        p++;
+    }
+}
+
+/* A JSON integer that fits in int64 (orjson reads the same value; a fraction or
+ * exponent makes it a float, which the reference path judges). */
+static int parse_int(const unsigned char **pp, const unsigned char *end, int64_t *value) {
+    const unsigned char *p = *pp;
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') return 0;
+    uint64_t v = 0;
+    if (*p == '0') p++;
+    else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (UINT64_MAX - d) / 10) return 0;
+            v = v * 10 + d;
+            p++;
+        }
+    }
+    if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')) return 0;
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) return 0;
+        *value = (int64_t)(0 - v);
+    } else {
+        if (v > (uint64_t)INT64_MAX) return 0;
+        *value = (int64_t)v;
+    }
+    *pp = p;
+    return 1;
+}
+
+/* The envelope's keys; the string fields use their S_* number. */
+enum { K_TIMESTAMP = N_STR, K_BATCH, N_KEYS };
+
+static int key_of(const unsigned char *k, size_t n) {
+#define KEY(s, id) if (n == sizeof(s) - 1 && memcmp(k, s, n) == 0) return id
+    switch (n) {
+    case 7: KEY("payload", S_PAYLOAD); break;
+    case 8: KEY("event_id", S_EVENT_ID); break;
+    case 9: KEY("timestamp", K_TIMESTAMP); break;
+    case 10:
+        KEY("event_type", S_EVENT_TYPE);
+        KEY("event_hash", S_EVENT_HASH);
+        break;
+    case 12: KEY("aggregate_id", S_AGGREGATE_ID); break;
+    case 13: KEY("previous_hash", S_PREVIOUS_HASH); break;
+    case 17: KEY("lithair_lab_batch", K_BATCH); break;
+    }
+#undef KEY
+    return -1;
+}
+
+/* Decode the envelope `body` into row i of P (string bytes at *out). 0: the reference path decides. */
+static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n, unsigned char **out) {
+    const unsigned char *p = body, *end = body + n;
+    unsigned char *o = *out;
+    unsigned seen = 0;
+    if (p >= end || *p++ != '{') return 0;
+    for (;;) {
+        if (p >= end || *p++ != '"') return 0;
+        const unsigned char *k = p;
+        while (p < end && *p != '"' && *p != '\\') p++;
+        if (p >= end || *p != '"') return 0; /* an escaped key: let orjson read it */
+        int key = key_of(k, (size_t)(p - k));
+        if (key < 0 || (seen & (1u << key))) return 0; /* another key, or a repeated one */
+        seen |= 1u << key;
+        p++;
+        if (p >= end || *p++ != ':' || p >= end) return 0;
+        if (key < N_STR) {
+            View *v = &P->views[key][i];
+            if (*p == 'n' && key >= S_AGGREGATE_ID && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+                memset(v, 0, sizeof *v);
+                p += 4;
+            } else {
+                if (*p++ != '"') return 0;
+                unsigned char *s = o;
+                o = parse_string(&p, end, o);
+                if (!o) return 0;
+                size_t len = (size_t)(o - s);
+                size_t at = (size_t)(s - P->data);
+                if (len > UINT32_MAX || at > UINT32_MAX) return 0;
+                memset(v, 0, sizeof *v);
+                v->len = (uint32_t)len;
+                if (len <= 12) {
+                    memcpy(v->u.inline_data, s, len);
+                    o = s; /* inline: the bytes need no room in the data buffer */
+                } else {
+                    memcpy(v->u.ref.prefix, s, 4);
+                    v->u.ref.buffer = 0;
+                    v->u.ref.offset = (uint32_t)at;
+                }
+                set_valid(P->valid[C_STR0 + key], i);
+            }
+        } else if (key == K_TIMESTAMP) {
+            if (!parse_int(&p, end, &P->ts[i])) return 0;
+            set_valid(P->valid[C_TS], i);
+        } else { /* lithair_lab_batch: how many records of the batch follow (a non-negative integer) */
+            int64_t v;
+            if (*p == 'n' && end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+            else if (!parse_int(&p, end, &v)) return 0;
+            else if (v >= 0) {
+                P->follows[i] = v;
+                set_valid(P->valid[C_FOLLOWS], i);
+            }
+        }
+        if (p >= end) return 0;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p++ != '}' || p != end) return 0; /* whitespace or anything after the object */
+        break;
+    }
+    const unsigned required = (1u << S_EVENT_TYPE) | (1u << S_EVENT_ID) | (1u << S_PAYLOAD) | (1u << K_TIMESTAMP);
+    if ((seen & required) != required) return 0;
+    *out = o;
+    return 1;
+}
+
+/* Row i all null: before a parse, and after a failed one (the row is then the reference path's). */
+static void clear_row(Part *P, size_t i) {
+    for (int c = C_TS; c < N_COLS; c++) P->valid[c][i >> 3] &= (uint8_t)~(1u << (i & 7));
+    for (int s = 0; s < N_STR; s++) memset(&P->views[s][i], 0, sizeof(View));
+    P->ts[i] = 0;
+    P->follows[i] = 0;
+}
+
+typedef struct {
+    Part *part;
+    const unsigned char *lo, *hi; /* whole lines */
+} Job;
+
+static void *decode_part(void *arg) {
+    Job *job = arg;
+    Part *P = job->part;
+    const unsigned char *p = job->lo, *end = job->hi;
+    size_t n_lines = 0;
+    for (const unsigned char *q = p; q < end; n_lines++) {
+        const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
+        q = nl ? nl + 1 : end;
+    }
+    P->n_lines = n_lines;
+    size_t cap = n_lines ? n_lines : 1, bits = (cap + 7) / 8, data_cap = (size_t)(end - p) + 64;
+    P->start = malloc(cap * 8);
+    P->line = malloc(cap * 8);
+    P->flags = malloc(cap);
+    P->ts = malloc(cap * 8);
+    P->follows = malloc(cap * 8);
+    P->data = malloc(data_cap);
+    int ok = P->start && P->line && P->flags && P->ts && P->follows && P->data;
+    for (int s = 0; s < N_STR; s++) ok = ok && (P->views[s] = malloc(cap * sizeof(View))) != NULL;
+    for (int c = C_TS; c < N_COLS; c++) ok = ok && (P->valid[c] = calloc(bits, 1)) != NULL;
+    if (!ok) {
+        P->failed = 1;
         return NULL;
     }
-    int64_t *out_start = (int64_t *)PyBytes_AS_STRING(starts);
-    int64_t *out_line = (int64_t *)PyBytes_AS_STRING(lines);
-    uint16_t *out_flags = (uint16_t *)PyBytes_AS_STRING(flags);
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(ndjson);
-    advise_huge_pages(out, size);
-    size_t kept = 0, written = 0, n_parse = 0;
-
-    Py_BEGIN_ALLOW_THREADS
-    const unsigned char *p = buf, *end = buf + size;
+    advise_huge_pages(P->data, data_cap);
+    unsigned char *out = P->data;
+    size_t i = 0;
     for (int64_t index = 0; p < end; index++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)((nl ? nl : end) - p);
         if (!is_blank(p, len)) {
-            uint16_t f = 0;
+            uint8_t f = 0;
             const unsigned char *body = p;
             size_t body_len = len;
             if (len >= 9 && p[8] == ':') {
                 uint32_t stored = 0;
                 int hex = 1;
-                for (int i = 0; i < 8 && hex; i++) {
-                    int v = hex_value(p[i]);
+                for (int k = 0; k < 8 && hex; k++) {
+                    int v = hex_value(p[k]);
                     if (v < 0) hex = 0;
                     stored = (stored << 4) | (uint32_t)(v < 0 ? 0 : v);
                 }
@@ -303,33 +584,258 @@ static PyObject *split_lines(PyObject *self, PyObject *args) {
                     if (crc32_ieee(body, body_len) != stored) f |= F_CRC_BAD;
                 }
             }
-            if (is_blank(body, body_len)) f |= F_BLANK_BODY;
-            if (!(f & (F_CRC_BAD | F_BLANK_BODY))) {
-                f |= body_flags(body, body_len);
-                if (n_parse) out[written++] = '\n';
-                memcpy(out + written, body, body_len);
-                written += body_len;
-                n_parse++;
+            P->start[i] = (int64_t)(p - job->lo);
+            P->line[i] = index;
+            clear_row(P, i); /* absent optional fields stay null */
+            if (!(f & F_CRC_BAD) && !parse_envelope(P, i, body, body_len, &out)) {
+                clear_row(P, i);
+                f |= F_SLOW;
             }
-            out_start[kept] = (int64_t)(p - buf);
-            out_line[kept] = index;
-            out_flags[kept] = f;
-            kept++;
+            P->flags[i] = f;
+            i++;
         }
         p = nl ? nl + 1 : end;
     }
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
+    P->n = i;
+    P->data_size[0] = (int64_t)(out - P->data);
+    for (int c = C_TS; c < N_COLS; c++) {
+        int64_t valid = 0;
+        for (size_t b = 0; b < i / 8; b++) valid += __builtin_popcount(P->valid[c][b]);
+        for (size_t r = i / 8 * 8; r < i; r++) valid += (P->valid[c][r >> 3] >> (r & 7)) & 1;
+        P->nulls[c] = (int64_t)i - valid;
+    }
+    return NULL;
+}
 
-    if (_PyBytes_Resize(&starts, (Py_ssize_t)(kept * 8)) < 0 || _PyBytes_Resize(&lines, (Py_ssize_t)(kept * 8)) < 0 ||
-        _PyBytes_Resize(&flags, (Py_ssize_t)(kept * 2)) < 0 || _PyBytes_Resize(&ndjson, (Py_ssize_t)written) < 0) {
-        Py_XDECREF(starts);
-        Py_XDECREF(lines);
-        Py_XDECREF(flags);
-        Py_XDECREF(ndjson);
+/* ------------------------------------------------------------------------- */
+/* Export: one Python object per column, with `__arrow_c_array__`. */
+
+static const char *const FORMATS[N_COLS] = {"l", "l", "C", "l", "l", "vu", "vu", "vu", "vu", "vu", "vu"};
+
+typedef struct {
+    Part *part;
+    const void *buffers[4];
+} ArrayPrivate;
+
+static void release_array(struct ArrowArray *a) {
+    ArrayPrivate *pr = a->private_data;
+    part_decref(pr->part);
+    free(pr);
+    a->release = NULL;
+}
+
+static void release_schema(struct ArrowSchema *s) { s->release = NULL; }
+
+static void schema_capsule_free(PyObject *capsule) {
+    struct ArrowSchema *s = PyCapsule_GetPointer(capsule, "arrow_schema");
+    if (s == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (s->release) s->release(s);
+    free(s);
+}
+
+static void array_capsule_free(PyObject *capsule) {
+    struct ArrowArray *a = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (a == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (a->release) a->release(a);
+    free(a);
+}
+
+typedef struct {
+    PyObject_HEAD Part *part;
+    int column;
+} Column;
+
+static void column_dealloc(Column *self) {
+    if (self->part) part_decref(self->part);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *column_arrow_c_array(Column *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"requested_schema", NULL};
+    PyObject *requested = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:__arrow_c_array__", kwlist, &requested)) return NULL;
+    (void)requested; /* the interface lets a producer keep its own type */
+    Part *P = self->part;
+    int c = self->column;
+    struct ArrowSchema *schema = calloc(1, sizeof *schema);
+    struct ArrowArray *array = calloc(1, sizeof *array);
+    ArrayPrivate *pr = calloc(1, sizeof *pr);
+    if (!schema || !array || !pr) {
+        free(schema);
+        free(array);
+        free(pr);
+        return PyErr_NoMemory();
+    }
+    schema->format = FORMATS[c];
+    schema->name = "";
+    schema->flags = ARROW_FLAG_NULLABLE;
+    schema->release = release_schema;
+
+    const void *values;
+    switch (c) {
+    case C_START: values = P->start; break;
+    case C_LINE: values = P->line; break;
+    case C_FLAGS: values = P->flags; break;
+    case C_TS: values = P->ts; break;
+    case C_FOLLOWS: values = P->follows; break;
+    default: values = P->views[c - C_STR0]; break;
+    }
+    int64_t nulls = c >= C_TS ? P->nulls[c] : 0;
+    pr->buffers[0] = nulls ? P->valid[c] : NULL;
+    pr->buffers[1] = values;
+    array->n_buffers = 2;
+    if (c >= C_STR0) { /* a string view array: one data buffer, then the sizes of the data buffers */
+        pr->buffers[2] = P->data;
+        pr->buffers[3] = P->data_size;
+        array->n_buffers = 4;
+    }
+    pr->part = P;
+    part_incref(P);
+    array->length = (int64_t)P->n;
+    array->null_count = nulls;
+    array->buffers = pr->buffers;
+    array->private_data = pr;
+    array->release = release_array;
+
+    PyObject *s = PyCapsule_New(schema, "arrow_schema", schema_capsule_free);
+    if (!s) {
+        release_array(array);
+        free(array);
+        free(schema);
         return NULL;
     }
-    return Py_BuildValue("(NNNNn)", starts, lines, flags, ndjson, (Py_ssize_t)n_parse);
+    PyObject *a = PyCapsule_New(array, "arrow_array", array_capsule_free);
+    if (!a) {
+        release_array(array);
+        free(array);
+        Py_DECREF(s);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", s, a);
+}
+
+static PyMethodDef column_methods[] = {
+    {"__arrow_c_array__", (PyCFunction)(void (*)(void))column_arrow_c_array, METH_VARARGS | METH_KEYWORDS,
+     "The column through the Arrow C Data Interface: ``(schema capsule, array capsule)``."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ColumnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lithair_lab.formats._native.Column",
+    .tp_basicsize = sizeof(Column),
+    .tp_dealloc = (destructor)column_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One decoded column of a part, exported with ``__arrow_c_array__`` (zero-copy).",
+    .tp_methods = column_methods,
+};
+
+/* ------------------------------------------------------------------------- */
+
+#define MAX_PARTS 16
+#define MIN_PART (1u << 20) /* smaller chunks are not worth a thread */
+
+PyDoc_STRVAR(decode_envelopes_doc,
+"decode_envelopes(buf, threads=2, /)\n--\n\n"
+"Decode the CRC-framed (or legacy) JSON envelope lines of ``buf`` (whole lines).\n\n"
+"Returns a list of parts (``buf`` cut at line boundaries, decoded in up to\n"
+"``threads`` threads), each a tuple of columns with ``__arrow_c_array__``, one\n"
+"row per non-blank line: ``start`` (byte offset in ``buf``), ``line`` (0-based\n"
+"index in ``buf``), ``flags`` (1: CRC prefix, 2: CRC mismatch, 4: left to the\n"
+"reference path), ``timestamp``, ``follows`` (``lithair_lab_batch`` when >= 0),\n"
+"then ``event_type``, ``event_id``, ``payload``, ``aggregate_id``, ``event_hash``,\n"
+"``previous_hash``. Fields of a flagged row are null.");
+
+static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int threads = 2;
+    if (!PyArg_ParseTuple(args, "y*|i:decode_envelopes", &view, &threads)) return NULL;
+    const unsigned char *buf = view.buf, *end = buf + view.len;
+    size_t size = (size_t)view.len;
+    /* Parts: at most `threads`, none under MIN_PART, none over 1 GiB (32-bit view offsets). */
+    size_t n_parts = threads < 1 ? 1 : (size_t)threads;
+    if (n_parts > size / MIN_PART) n_parts = size / MIN_PART ? size / MIN_PART : 1;
+    if (n_parts < (size >> 30) + 1) n_parts = (size >> 30) + 1;
+    if (n_parts > MAX_PARTS) n_parts = MAX_PARTS;
+    Job jobs[MAX_PARTS];
+    pthread_t tids[MAX_PARTS];
+    int started[MAX_PARTS] = {0};
+    int oom = 0;
+    const unsigned char *lo = buf;
+    size_t used = 0;
+    for (size_t k = 0; k < n_parts; k++) {
+        const unsigned char *hi = end;
+        if (k + 1 < n_parts) {
+            const unsigned char *target = buf + size / n_parts * (k + 1);
+            if (target < lo) target = lo;
+            const unsigned char *nl = memchr(target, '\n', (size_t)(end - target));
+            hi = nl ? nl + 1 : end;
+        }
+        Part *P = calloc(1, sizeof *P);
+        if (!P) {
+            oom = 1;
+            break;
+        }
+        P->refs = 1;
+        jobs[k].part = P;
+        jobs[k].lo = lo;
+        jobs[k].hi = hi;
+        used++;
+        lo = hi;
+    }
+    if (!oom) {
+        Py_BEGIN_ALLOW_THREADS
+        for (size_t k = 1; k < used; k++) started[k] = pthread_create(&tids[k], NULL, decode_part, &jobs[k]) == 0;
+        decode_part(&jobs[0]);
+        for (size_t k = 1; k < used; k++) {
+            if (started[k]) pthread_join(tids[k], NULL);
+            else decode_part(&jobs[k]);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&view);
+    /* Offsets and line indexes of each part, relative to the whole buffer. */
+    int64_t line_base = 0;
+    for (size_t k = 0; k < used; k++) {
+        Part *P = jobs[k].part;
+        if (P->failed) oom = 1;
+        if (oom) continue;
+        int64_t at = (int64_t)(jobs[k].lo - buf);
+        for (size_t i = 0; i < P->n; i++) {
+            P->start[i] += at;
+            P->line[i] += line_base;
+        }
+        line_base += (int64_t)P->n_lines;
+    }
+    PyObject *result = oom ? NULL : PyList_New((Py_ssize_t)used);
+    for (size_t k = 0; result && k < used; k++) {
+        PyObject *part = PyTuple_New(N_COLS);
+        if (!part) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)k, part);
+        for (int c = 0; c < N_COLS; c++) {
+            Column *col = PyObject_New(Column, &ColumnType);
+            if (!col) {
+                Py_CLEAR(result);
+                break;
+            }
+            col->part = jobs[k].part;
+            col->column = c;
+            part_incref(jobs[k].part);
+            PyTuple_SET_ITEM(part, c, (PyObject *)col);
+        }
+    }
+    for (size_t k = 0; k < used; k++) part_decref(jobs[k].part);
+    if (!result && !PyErr_Occurred()) PyErr_NoMemory();
+    return result;
 }
 
 PyDoc_STRVAR(crc32_doc, "crc32(data, /)\n--\n\nCRC-32 (IEEE) of ``data``, as ``zlib.crc32``.");
@@ -366,16 +872,17 @@ static PyObject *count_newlines(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"count_newlines", count_newlines, METH_VARARGS, count_newlines_doc},
-    {"split_lines", split_lines, METH_VARARGS, split_lines_doc},
+    {"decode_envelopes", decode_envelopes, METH_VARARGS, decode_envelopes_doc},
     {"crc32", crc32_py, METH_VARARGS, crc32_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_native", "Native pass over CRC-framed JSON lines (see batch.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_native", "Native envelope decoder for CRC-framed JSON lines (see batch.py).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
     tables_init();
+    if (PyType_Ready(&ColumnType) < 0) return NULL;
     return PyModule_Create(&module);
 }

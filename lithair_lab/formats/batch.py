@@ -5,21 +5,24 @@ for record with the per-record reference codec (:mod:`.jsonlines`,
 :mod:`.envelope`, :mod:`.bincode`), which it reuses as the slow path for
 damaged or unusual regions:
 
-- JSON journals are split into lines and CRC-checked by one native pass
-  (``_native.c``, GIL released, next chunk in a second thread; without it, by
-  Polars and ``zlib.crc32``, see :mod:`.native`), and the record bodies are
-  parsed by Polars' NDJSON reader in one call. A row goes to the reference path
-  (``orjson`` + :func:`.envelope.envelope_from_obj`) when the fast parse cannot
-  vouch for it: a missing required field, a field whose compact form shows it
-  is not a string, a ``\\u`` surrogate escape, or a chunk the NDJSON reader
-  refuses (then the whole chunk is decoded record by record).
+- JSON journals are decoded by the native envelope decoder (``_native.c``,
+  GIL released, a chunk cut across two threads): it splits lines, checks
+  CRCs and parses the envelopes into Arrow buffers that Polars takes without a
+  copy. A line it cannot decide exactly as the reference does (anything but
+  the writers' compact form: whitespace, an unknown or repeated key, a bad
+  escape or bad UTF-8, a non-envelope, an integer beyond 64 bits) goes to the
+  reference path (``orjson`` + :func:`.envelope.envelope_from_obj`).
+- Without the native module (see :mod:`.native`), lines are split and
+  CRC-checked by Polars and ``zlib.crc32`` and the bodies parsed by Polars'
+  NDJSON reader in one call. A row goes to the reference path when that parse
+  cannot vouch for it: a missing required field, a field whose compact form
+  shows it is not a string, a ``\\u`` surrogate escape, a repeated envelope
+  key (Polars keeps the first of two equal keys and orjson the last), or a
+  chunk the NDJSON reader refuses (then the whole chunk is decoded record by
+  record).
 - Binary journals are walked frame by frame (each length prefix says where the
   next frame starts, so there is nothing to vectorize before the walk); bodies
   are decoded by :func:`.bincode.decode_body`.
-
-A line repeating an envelope key (which no Lithair writer produces; serde
-refuses it) goes to the reference path too: Polars keeps the first of two
-equal keys and orjson the last.
 
 Files are read in chunks aligned on record boundaries (:func:`read_journal`),
 so memory stays flat whatever the file's size, and no record is ever larger
@@ -40,7 +43,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 import polars as pl
 
@@ -244,31 +246,50 @@ _SLOW_SCHEMA = {
 
 def _finish(frame: pl.DataFrame, file: str) -> pl.DataFrame:
     """Add the derived columns (file, datetime, short type, model, op) and order as RECORD_SCHEMA."""
-    types = frame.get_column("event_type").drop_nulls().unique().to_list()
-    shorts = {t: short_type(t) for t in types}
-    splits = {t: crud.split_type(t) for t in types}
-    models = {t: s[0] for t, s in splits.items() if s is not None}
-    ops = {t: s[1] for t, s in splits.items() if s is not None}
     ts = pl.col("ts")
     in_range = ts.is_between(-_MAX_SECONDS, _MAX_SECONDS)
-    return frame.select(
-        pl.lit(file, pl.String).alias("file"),
-        pl.col("offset").cast(pl.UInt64),
-        pl.col("line").cast(pl.UInt64),
-        pl.col("encoding").cast(pl.String),
-        pl.col("record_kind").cast(pl.String),
-        pl.col("event_type").cast(pl.String),
-        pl.col("event_type").replace_strict(shorts, default=None, return_dtype=pl.String).alias("short_type"),
-        pl.col("event_type").replace_strict(models, default=None, return_dtype=pl.String).alias("model"),
-        pl.col("event_type").replace_strict(ops, default=None, return_dtype=pl.String).alias("op"),
-        pl.col("event_id").cast(pl.String),
-        pl.when(in_range)
-        .then(pl.from_epoch(ts.cast(pl.Int64, strict=False), "s"))
-        .dt.replace_time_zone("UTC")
-        .cast(EVENT_SCHEMA["timestamp"])
-        .alias("timestamp"),
-        *(pl.col(c).cast(pl.String) for c in ("aggregate_id", "payload", "event_hash", "previous_hash")),
+    return pl.concat(
+        [
+            frame.select(
+                pl.lit(file, pl.String).alias("file"),
+                pl.col("offset").cast(pl.UInt64),
+                pl.col("line").cast(pl.UInt64),
+                pl.col("encoding").cast(pl.String),
+                pl.col("record_kind").cast(pl.String),
+                pl.col("event_type").cast(pl.String),
+            ),
+            _derived(frame.get_column("event_type")),
+            frame.select(
+                pl.col("event_id").cast(pl.String),
+                pl.when(in_range)
+                .then(pl.from_epoch(ts.cast(pl.Int64, strict=False), "s"))
+                .dt.replace_time_zone("UTC")
+                .cast(EVENT_SCHEMA["timestamp"])
+                .alias("timestamp"),
+                *(pl.col(c).cast(pl.String) for c in ("aggregate_id", "payload", "event_hash", "previous_hash")),
+            ),
+        ],
+        how="horizontal",
     )
+
+
+def _derived(event_type: pl.Series) -> pl.DataFrame:
+    """``short_type``, ``model`` and ``op`` of each row, by the rules of :func:`.short_type` and
+    :func:`.crud.split_type` applied once per distinct type (a journal holds few), then
+    spread over the rows by each row's position in the list of distinct types."""
+    types = event_type.drop_nulls().unique()
+    names = types.to_list()
+    splits = [crud.split_type(t) for t in names]
+    per_type = pl.DataFrame(
+        {
+            "short_type": [short_type(t) for t in names],
+            "model": [s[0] if s else None for s in splits],
+            "op": [s[1] if s else None for s in splits],
+        },
+        schema={"short_type": pl.String, "model": pl.String, "op": pl.String},
+    )
+    codes = event_type.cast(pl.String).cast(pl.Enum(types)).to_physical()
+    return per_type.select(pl.all().gather(codes))
 
 
 def _slow_lines(
@@ -320,12 +341,17 @@ def decode_json(buf: bytes, *, file: str, offset: int = 0, line: int = 1) -> tup
     return records, damage
 
 
-def _decode_json(buf: bytes, *, file: str, offset: int, line: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
+def _decode_json(
+    buf: bytes | memoryview, *, file: str, offset: int, line: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
     """:func:`decode_json`, plus each record's ``lithair_lab_batch`` count (null when absent)."""
     damage = _Damage(file)
     if not buf:
         return empty_records(), damage.frame(), pl.Series("follows", [], pl.Int64)
-    fast = _json_fast(buf, offset, line, damage)
+    module = native.load()
+    if module is None:
+        buf = bytes(buf)  # the pure-Python path works on bytes
+    fast = _json_native(module, buf, offset, line, damage) if module is not None else _json_fast(buf, offset, line, damage)
     if fast is None:  # not UTF-8, or '\r' in lines: the reference path decides
         starts = _line_starts(buf)
         rows = _slow_lines(buf, starts, list(range(line, line + len(starts))), offset, damage)
@@ -335,18 +361,63 @@ def _decode_json(buf: bytes, *, file: str, offset: int, line: int) -> tuple[pl.D
     return _finish(frame, file), damage.frame(), frame.get_column("follows")
 
 
+# Columns of a part decoded by the native pass (``decode_envelopes`` in _native.c), and its line flags.
+_NATIVE_COLUMNS = (
+    "start", "line", "flags", "ts", "follows",
+    "event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash",
+)  # fmt: skip
+_F_HAS_CRC, _F_CRC_BAD, _F_SLOW = 0x1, 0x2, 0x4
+#: Threads the native pass cuts a chunk across (it releases the GIL).
+NATIVE_THREADS = 2
+
+
+def _json_native(module: Any, buf: bytes | memoryview, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame:
+    """Decode ``buf``'s lines with the native envelope decoder; the lines it flags take the reference path.
+
+    The decoder checks CRCs and parses the envelopes into Arrow buffers that
+    Polars takes without a copy; a line it cannot decide exactly (anything but
+    the writers' compact form, see ``_native.c``) is decoded by :func:`_slow_lines`.
+    """
+    parts = module.decode_envelopes(buf, NATIVE_THREADS)
+    frame = pl.concat(
+        [pl.DataFrame([pl.Series(column).alias(name) for name, column in zip(_NATIVE_COLUMNS, part, strict=True)]) for part in parts],
+        rechunk=False,
+    )
+    flags = pl.col("flags")
+    rows = frame.select(
+        (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
+        (pl.col("line").cast(pl.UInt64) + base_line).alias("line"),
+        pl.when((flags & _F_HAS_CRC) != 0).then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
+        pl.lit("envelope", pl.String).alias("record_kind"),
+        "event_type", "event_id", "ts", "payload", "aggregate_id", "event_hash", "previous_hash", "follows",
+    )  # fmt: skip
+    unsure = frame.get_column("flags") & (_F_CRC_BAD | _F_SLOW) != 0
+    if not unsure.any():
+        return rows
+    buf = bytes(buf)  # a chunk may be a view of the reader's buffer: the reference path slices bytes
+    for start, line, f in frame.filter(unsure).select("start", "line", "flags").iter_rows():
+        if f & _F_CRC_BAD:
+            _bad_crc(damage, _line_at(buf, start), base_offset + start, base_line + line)
+    slow = frame.filter((flags & _F_SLOW) != 0)
+    decoded = _slow_lines(
+        buf, slow.get_column("start").to_list(), (slow.get_column("line") + base_line).to_list(), base_offset, damage
+    )
+    fast = rows.filter(~unsure)
+    if not decoded:
+        return fast
+    return pl.concat([fast, pl.DataFrame(decoded, schema=_SLOW_SCHEMA, orient="row")], how="vertical_relaxed").sort(
+        "offset", maintain_order=True
+    )
+
+
 def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame | None:
     """Decode ``buf``'s lines with Polars' NDJSON reader, or None when only the reference path can.
 
-    Splitting lines, checking CRCs and building the NDJSON buffer is done by the
-    native pass when it is built (:mod:`.native`), else by Polars and Python;
-    the checks that fast-parsed rows agree with the reference codec follow.
+    The pure-Python path: lines are split and CRCs checked by Polars and
+    ``zlib.crc32``; the checks that fast-parsed rows agree with the reference
+    codec follow.
     """
-    module = native.load()
-    if module is not None:
-        split = _split_native(module, buf, base_offset, base_line, damage)
-    else:
-        split = _split_python(buf, base_offset, base_line, damage)
+    split = _split_python(buf, base_offset, base_line, damage)
     if split is None:
         return None
     good, parsed = split
@@ -411,32 +482,6 @@ def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) ->
 # and Polars' NDJSON parse of those whose body is not blank, row for row (None when
 # the reader refused the buffer).
 _Split = tuple[pl.DataFrame, pl.DataFrame | None]
-
-# Flags of a line from the native pass (the F_* constants of _native.c).
-_F_HAS_CRC, _F_CRC_BAD, _F_BLANK_BODY, _F_ESCAPE_U, _F_DUPLICATE, _F_QUOTED0 = 0x1, 0x2, 0x4, 0x8, 0x10, 0x100
-_NATIVE_KEYS = ("event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash")
-
-
-def _split_native(module: Any, buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> _Split:
-    """One native pass (lines, CRC prefixes and CRCs, flags, NDJSON buffer): no per-record Python work."""
-    starts, lines, flag_bytes, ndjson, n_parse = module.split_lines(buf)
-    flags = np.frombuffer(flag_bytes, np.uint16)
-    columns: dict[str, np.ndarray] = {
-        "start": np.frombuffer(starts, np.int64),
-        "line": np.frombuffer(lines, np.int64).astype(np.uint64) + np.uint64(base_line),
-        "has_crc": (flags & _F_HAS_CRC) != 0,
-        "blank_body": (flags & _F_BLANK_BODY) != 0,
-        "escape_u": (flags & _F_ESCAPE_U) != 0,
-        "duplicate": (flags & _F_DUPLICATE) != 0,
-        **{f"quoted_{k}": (flags & (_F_QUOTED0 << i)) != 0 for i, k in enumerate(_NATIVE_KEYS)},
-    }
-    bad = (flags & _F_CRC_BAD) != 0
-    if bad.any():
-        for start, line in zip(columns["start"][bad].tolist(), columns["line"][bad].tolist(), strict=True):
-            _bad_crc(damage, _line_at(buf, start), base_offset + start, line)
-        columns = {k: v[~bad] for k, v in columns.items()}
-    return pl.DataFrame(columns), _parse(ndjson, n_parse)
-
 
 def _split_python(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> _Split | None:
     """The same split with Polars and Python (``zlib.crc32`` per record), or None when not UTF-8 or CRLF."""
@@ -677,8 +722,8 @@ def _read_json(
         # no faster on a busy 2-core machine, for a third more peak memory.
         yield from (job() for job in jobs)
         return
-    # The native pass releases the GIL: one chunk is split while the other is parsed
-    # by Polars (and the caller consumes a third). Batches still come out in order.
+    # The native decoder releases the GIL: one chunk is decoded while the previous one
+    # is finished by Polars (and the caller consumes a third). Batches come out in order.
     with ThreadPoolExecutor(2, thread_name_prefix="lithair_lab-read") as pool:
         ahead: deque[Future[Batch]] = deque()
         for job in jobs:
@@ -692,25 +737,46 @@ def _read_json(
 def _json_work(
     f: Any, name: str, pos: int, line: int, size: int, final: bool, chunk_size: int, max_record_size: int
 ) -> Iterator[Callable[[], Batch]]:
-    """Read the file in record-aligned chunks (sequentially); each chunk's decode is a job."""
+    """Read the file in record-aligned chunks (sequentially); each chunk's decode is a job.
+
+    Chunks are read into a few reused buffers: fresh memory for every chunk costs
+    a page fault per 4 KiB. A buffer is refilled three chunks later, when its job
+    is done (:func:`_read_json` keeps at most two in flight, and no batch keeps a
+    reference to its chunk: the decoders copy what they keep).
+    """
+    pure = native.load() is None
     carry = b""
+    buffers: list[bytearray] = []
+    k = 0
     while pos < size:
-        data = carry + f.read(min(chunk_size, size - pos - len(carry)))
+        want = min(chunk_size, size - pos - len(carry))
+        if carry:  # a line longer than a chunk
+            whole: bytes | bytearray = carry + f.read(want)
+            n = len(whole)
+        else:
+            if len(buffers) < _BUFFERS:
+                buffers.append(bytearray(chunk_size))
+            whole = buffers[k % _BUFFERS]
+            k += 1
+            n = f.readinto(memoryview(whole)[:want])
+        data = memoryview(whole)[:n]
         carry = b""
-        cut = data.rfind(b"\n") + 1
-        at_eof = pos + len(data) >= size
+        cut = whole.rfind(b"\n", 0, n) + 1
+        at_eof = pos + n >= size
         if cut == 0 and not at_eof:
-            if len(data) > max_record_size:  # one enormous line: report it, then skip to its end
-                skipped = _skip_line(f, len(data))
+            if n > max_record_size:  # one enormous line: report it, then skip to its end
+                skipped = _skip_line(f, n)
                 d = _Damage(name)
-                d.add(pos, line, OVERSIZED, f"a line of at least {skipped} bytes exceeds `max_record_size` ({max_record_size})", data)
+                d.add(pos, line, OVERSIZED, f"a line of at least {skipped} bytes exceeds `max_record_size` ({max_record_size})", bytes(data))
                 pos += skipped
                 line += 1
                 yield partial(Batch, empty_records(), d.frame(), pos, line)
                 continue
-            carry = data
+            carry = bytes(data)
             continue
-        body, tail = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        body, tail = data[:cut], bytes(data[cut:])
+        if pure:  # the pure-Python path works on bytes
+            body = bytes(body)
         end_line = line + _count_newlines(body)
         torn = at_eof and bool(tail) and final
         yield partial(_decode_chunk, body, name, pos, line, tail if torn else b"", pos + cut, end_line, at_eof and final)
@@ -722,13 +788,16 @@ def _json_work(
             f.seek(pos)
 
 
-def _count_newlines(data: bytes) -> int:
+_BUFFERS = 3
+
+
+def _count_newlines(data: bytes | memoryview) -> int:
     module = native.load()
     return module.count_newlines(data) if module is not None else data.count(b"\n")
 
 
 def _decode_chunk(
-    body: bytes, name: str, pos: int, line: int, torn: bytes, end: int, end_line: int, last: bool
+    body: bytes | memoryview, name: str, pos: int, line: int, torn: bytes, end: int, end_line: int, last: bool
 ) -> Batch:
     records, damage, follows = _decode_json(body, file=name, offset=pos, line=line)
     if last and not torn:
