@@ -1,23 +1,22 @@
-"""Point-in-time recovery and what-if replays: a new data directory, written by the engine."""
+"""Point-in-time recovery and what-if replays: a new data directory, written by the engine's importer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 import polars as pl
 
-from lithair_lab.engine import open_store
-from lithair_lab.errors import DuplicateEventError, HorizonError, InvalidEventError, LithairLabError
-from lithair_lab.formats.envelope import RawJSON
+from lithair_lab.engine.importer import Importer, RawRecord
+from lithair_lab.errors import HorizonError, InvalidEventError, LithairLabError
+from lithair_lab.formats import checkpoint, layout
+from lithair_lab.formats.envelope import Envelope, RawJSON
 
 from .at import Reducers
 from .moment import moment
-from .source import History, Source, load
-
-BATCH = 10_000  # records per `append_many`: one validation and one durability wait per batch
+from .source import Source, load
 
 
 def restore(
@@ -34,11 +33,17 @@ def restore(
 ) -> Path:
     """Write a new data directory holding exactly the history up to a moment.
 
-    Every event up to the moment is appended, in order, through
-    :func:`lithair_lab.open_store` with its original ``event_id``,
-    ``timestamp``, ``aggregate_id`` and payload string (``RawJSON``, stored
-    byte for byte), so hashes and idempotence keys are those of the source.
-    The source is only read.
+    Every record up to the moment is written, in order, by the engine's
+    importer (:mod:`lithair_lab.engine.importer`) with its original
+    ``event_type``, ``event_id``, ``timestamp``, ``aggregate_id`` and payload
+    string byte for byte, in the Era C form with a fresh hash chain (for an
+    Era C source: the same hashes). Any source works: Era A, B or C, rotated,
+    binary, checkpointed. Ids an Era B log repeats stay as records;
+    ``dedup.raftids`` holds each id once, so new appends to the restored
+    store are deduplicated against all of them. The directory is built
+    beside ``into`` and renamed into place when complete, so a crash leaves
+    ``into`` absent (or empty), never half-restored. The source is only read,
+    a batch at a time.
 
     Parameters
     ----------
@@ -49,20 +54,23 @@ def restore(
     into
         The new data directory; it must not exist or be empty.
     reducers
-        Custom reducers, given to the new store so its state is the source's.
+        Custom reducers, for the checkpoint's state (give the same to ``open_store``).
     snapshot
-        Publish a checkpoint of the restored state at the end.
+        Publish a checkpoint of the restored state (default), so opening it replays nothing.
     on_damage
         For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
         at the first damaged record, or ``"report"`` to fold the intact ones
         (list the damage with :func:`lithair_lab.read_damage`).
     **store_options
-        Passed to ``open_store`` (``binary=True``, ``max_log_file_size=...``).
+        ``open_store``'s options that shape what is written: ``binary=True``,
+        ``hash_chain=False``, ``max_log_file_size=...``, ``dedup_persist=False``
+        (others, such as the durability mode, are accepted and change nothing).
 
     Returns
     -------
     Path
-        ``into``. ``ll.state_at(into)`` equals ``ll.state_at(source, at)``.
+        ``into``. ``ll.state_at(into)`` and ``open_store(into).state`` equal
+        ``ll.state_at(source, at)``, positions (``seq``) included.
 
     Raises
     ------
@@ -70,14 +78,15 @@ def restore(
         When the source was compacted: its older records are gone, so no
         moment of it can be rewritten as a whole history.
     LithairLabError
-        When ``into`` is not empty, or a record cannot be appended (its
-        ``seq`` is named).
+        When ``into`` is not empty, or a record cannot be written (its
+        position is named); nothing is written then.
 
     Notes
     -----
-    Raw (non-envelope) records cannot be appended through the engine; they
-    change no state and are left out. Their number is in the warning the
-    function issues when there are any.
+    Raw (non-envelope) records are kept as lines of their own in JSON
+    journals. Binary journals cannot hold them: with ``binary=True`` they
+    are left out, and a warning gives their number. Extra envelope fields
+    of the source are not in the event frame and are not carried over.
 
     See Also
     --------
@@ -126,96 +135,118 @@ def what_if(
         ``into``.
     """
     m = moment(at, position=position, seq=seq)
-    histories = load(source, on_damage=on_damage)
-    if len(histories) != 1:
-        msg = f"the source holds {len(histories)} stores\n\npass one store's directory"
-        raise LithairLabError(msg)
-    history = histories[0]
-    _refuse_compacted(history)
-    target = Path(into)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        msg = f"`{target}` already exists and is not empty\n\nrestore into a new directory; nothing was written"
-        raise LithairLabError(msg)
-    events = history.events.filter(m.mask())
+    frame = _one_store(source, on_damage)
+    if m.time is not None:  # raw records carry no time: each goes with the record before it
+        at_time = m.mask(timestamp="_time").fill_null(value=True)  # leading raw records: before anything
+        events = frame.with_columns(pl.col("timestamp").forward_fill().alias("_time")).filter(at_time).drop("_time")
+    else:
+        events = frame.filter(m.mask())
     if drop is not None:
         mask = drop if isinstance(drop, pl.Expr) else pl.col("seq").is_in(list(drop))
         events = events.filter(~mask.fill_null(value=False))
-    raw = events.filter(pl.col("record_kind") != "envelope").height
-    events = events.filter(pl.col("record_kind") == "envelope")
-    replacements = {int(k): v for k, v in (replace or {}).items()}
-    missing = sorted(set(replacements) - set(events["seq"].to_list()))
-    if missing:
-        msg = f"`replace` names seq {missing[:5]} that are not among the events written\n\ncheck the positions with `ll.scan`"
-        raise LithairLabError(msg)
-    with open_store(target, reducers=reducers, **store_options) as store:
-        batch: list[dict[str, Any]] = []
-        first = 0
-        for row in events.iter_rows(named=True):
-            if not batch:
-                first = row["seq"]
-            batch.append(_event(row, replacements))
-            if len(batch) == BATCH:
-                _append(store, batch, first)
-                batch = []
-        if batch:
-            _append(store, batch, first)
-        if snapshot:
-            store.snapshot()
-    if raw:
+    replacements = {int(k): _replacement(k, v) for k, v in (replace or {}).items()}
+    seen: set[int] = set()
+    left_out = 0
+    with Importer(into, reducers=reducers, snapshot=snapshot, **store_options) as imp:
+        if imp.binary:  # frames have no room for raw records: they are left out (and counted)
+            left_out = events.filter(pl.col("record_kind") != "envelope").select(pl.len()).collect().item()
+            events = events.filter(pl.col("record_kind") == "envelope")
+        for batch in events.select(_COLUMNS).collect_batches():
+            imp.add(_records(batch, replacements, seen))
+        missing = sorted(set(replacements) - seen)
+        if missing:
+            msg = f"`replace` names seq {missing[:5]} that are not among the events written\n\ncheck the positions with `ll.scan`"
+            raise LithairLabError(msg)
+        target = imp.finish().path
+    if left_out:
         import warnings
 
         from lithair_lab.errors import LithairLabWarning
 
         warnings.warn(
-            f"{raw} raw (non-envelope) records were left out of `{target}`: the engine writes envelopes only",
+            f"{left_out} raw (non-envelope) records were left out of `{target}`: binary journals hold envelopes only",
             LithairLabWarning,
             stacklevel=3,
         )
     return target
 
 
-def _refuse_compacted(history: History) -> None:
-    start = history.start
-    if start is not None and not start.complete:
-        where = history.path or "the source"
+_COLUMNS = [
+    pl.col("seq"), pl.col("record_kind"), pl.col("event_type"), pl.col("event_id"),
+    pl.col("timestamp").dt.epoch("s").alias("seconds"), pl.col("aggregate_id"), pl.col("payload"),
+]  # fmt: skip
+
+
+def _one_store(source: Source, on_damage: str) -> pl.LazyFrame:
+    """The event frame of ``source``'s single store, lazily for a directory (read as it is written)."""
+    if not isinstance(source, str | Path):
+        histories = load(source, on_damage=on_damage)
+        if len(histories) != 1:
+            raise _many_stores(len(histories))
+        return histories[0].events.lazy()
+    from lithair_lab.frames.scan import scan
+    from lithair_lab.frames.stores import find_stores, plan
+
+    stores = find_stores(Path(source))
+    if len(stores) != 1:
+        raise _many_stores(len(stores))
+    cp = plan(stores[0], strict=on_damage == "raise").checkpoint
+    if cp is not None:
+        _refuse_compacted(stores[0].directory, cp)
+    return scan(source, on_damage=on_damage)  # type: ignore[arg-type]
+
+
+def _many_stores(n: int) -> LithairLabError:
+    return LithairLabError(f"the source holds {n} stores\n\npass one store's directory")
+
+
+def _replacement(seq: object, new: Any) -> str:
+    try:
+        return str(RawJSON(new if isinstance(new, str) else orjson.dumps(new).decode()))  # checked, then plain str
+    except (InvalidEventError, TypeError) as e:
+        msg = f"`replace` for seq {seq}: {e}"
+        raise InvalidEventError(msg) from None
+
+
+def _records(batch: pl.DataFrame, replacements: Mapping[int, str], seen: set[int]) -> Iterator[Envelope | RawRecord]:
+    cols = [batch[c].to_list() for c in ("seq", "record_kind", "event_type", "event_id", "seconds", "aggregate_id", "payload")]
+    for seq, kind, event_type, event_id, ts, aggregate_id, payload in zip(*cols, strict=True):
+        if kind != "envelope":
+            yield RawRecord(payload)
+            continue
+        if ts is None:
+            msg = f"the record at seq {seq} has no representable timestamp; it cannot be rewritten"
+            raise LithairLabError(msg)
+        if seq in replacements:
+            payload = replacements[seq]
+            seen.add(seq)
+        yield Envelope(event_type, event_id, ts, payload, aggregate_id)
+
+
+def _refuse_compacted(directory: Path, cp: checkpoint.Checkpoint) -> None:
+    """Raise when the checkpoint stands for records that are gone, so that no directory
+    holding the whole history up to a moment can be written from what is left.
+
+    A checkpoint naming ``events.raftlog`` covers files that are all still there. One
+    naming a ``native-journal-*`` covers its first ``covered_events`` records, and the
+    records before them only if its state is ours and counts no more (FORMATS.md 5,
+    ARCHITECTURE.md "Compaction"): upstream deletes the older journals after a switch.
+    """
+    if cp.journal == layout.ACTIVE:
+        return
+    total = checkpoint.history_length(cp)
+    if total is None:
+        if cp.covered_events == 0 and orjson.loads(cp.state) in ({}, None):
+            return
         msg = (
-            f"`{where}` was compacted: records before {start.time.isoformat() if start.time else 'its checkpoint'}"
-            f" (position {start.position}) are gone, so its history cannot be rewritten whole\n\n"
+            f"`{directory}`: its checkpoint's state is not in `{checkpoint.STATE_FORMAT}` form and stands for"
+            f" records removed with the journals before `{cp.journal}`, so its history cannot be rewritten whole"
+        )
+        raise HorizonError(msg)
+    if total > cp.covered_events:
+        msg = (
+            f"`{directory}` was compacted: {total - cp.covered_events} records before its checkpoint are gone,"
+            " so its history cannot be rewritten whole\n\n"
             "restore from a backup taken before the compaction (`ll.list_backups`)"
         )
         raise HorizonError(msg)
-
-
-def _event(row: dict[str, Any], replacements: Mapping[int, Any]) -> dict[str, Any]:
-    seq = row["seq"]
-    payload: Any = row["payload"]
-    if seq in replacements:
-        new = replacements[seq]
-        payload = new if isinstance(new, str) else orjson.dumps(new).decode()
-    if row["timestamp"] is None:
-        msg = f"the record at seq {seq} has no representable timestamp; it cannot be rewritten"
-        raise LithairLabError(msg)
-    try:
-        text = RawJSON(payload)
-    except InvalidEventError as e:
-        msg = f"the record at seq {seq} ({row['event_type']}): {e}"
-        raise InvalidEventError(msg) from None
-    return {
-        "event_type": row["event_type"],
-        "payload": text,
-        "event_id": row["event_id"],
-        "aggregate_id": row["aggregate_id"],
-        "timestamp": int(row["timestamp"].timestamp()),
-    }
-
-
-def _append(store: Any, batch: list[dict[str, Any]], first: int) -> None:
-    try:
-        store.append_many(batch)
-    except DuplicateEventError as e:
-        msg = (
-            f"the records from seq {first} repeat the idempotence key `{e.key}`, which the engine refuses\n\n"
-            "Era B logs reuse `Model:Op:pk` ids for every update; such a history cannot be rewritten"
-            " through an exactly-once engine"
-        )
-        raise LithairLabError(msg) from e
