@@ -45,6 +45,11 @@ def _register() -> None:
     main.add_command(diff.diff)
     main.add_command(simulate.simulate)
     main.add_command(restore.restore)
+    from . import compact
+
+    main.add_command(compact.compact)
+    main.add_command(compact.backups)
+    main.add_command(compact.restore_backup)
 
 
 _register()

@@ -18,21 +18,21 @@ from .options import on_damage_option, source_argument
 def restore(source: Path, at: str | None, position: int | None, into: Path, on_damage: str) -> None:
     """Write a new data directory INTO holding SOURCE's history up to a moment.
 
-    Events are re-appended through the engine with their original ids,
-    timestamps and payload bytes; SOURCE is only read. With `--on-damage report`
-    a damaged SOURCE is read around its damaged records (list them with
-    `lithair-lab verify`).
+    Every record is written with its original type, id, timestamp and payload
+    bytes (ids an Era B log repeats included), with a fresh hash chain and a
+    checkpoint; INTO appears only once complete. SOURCE is only read. With
+    `--on-damage report` a damaged SOURCE is read around its damaged records
+    (list them with `lithair-lab verify`).
 
     Example: lithair-lab restore datasets/damaged --at 2026-01-06T10:00:00Z --into recovered --on-damage report
     """
-    from ..frames import read_damage, scan
+    from ..frames import read_damage
     from ..state import restore as restore_history
     from ..widgets.report import inspect_store
 
     if at is None and position is None:
         raise click.UsageError("give the moment to restore: --at or --position")
-    history = source if on_damage == "raise" else scan(source, on_damage="report")
-    out = restore_history(history, at, into=into, position=position)
+    out = restore_history(source, at, into=into, position=position, on_damage=on_damage)
     click.echo(f"restored {inspect_store(out).records:,} records into {out}")
     damaged = read_damage(source).height if on_damage == "report" else 0
     if damaged:
