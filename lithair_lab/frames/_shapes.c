@@ -7,9 +7,9 @@
  *
  * A row's shape is its text with whitespace dropped, keys kept as written,
  * every string value written `s`, every boolean `b`, null `n`, a number with a
- * fraction or an exponent `f`, an integer of at most 18 digits `i` (it fits in
- * 64 bits whatever its digits) and a longer one `I` followed by its digits and
- * `;` (whether it fits depends on them). Rows of one shape therefore have the
+ * fraction or an exponent `f`, an integer that fits in 64 signed bits `i`, one
+ * that fits in 128 `J`, and a longer one `I` followed by its digits and `;`
+ * (Polars types integers by those widths). Rows of one shape therefore have the
  * same keys, nested ones included, and values of the same types, so a decoder
  * infers the same types from one row per shape as from all of them. Text that
  * is not JSON gets some shape too: the decoder of the rows reports it.
@@ -100,6 +100,25 @@ static int64_t intern(Table *t, size_t at, size_t len, uint32_t row) {
     return id;
 }
 
+/* An integer's width: 0 when it fits in 64 signed bits, 1 in 128, 2 beyond (or unknown). */
+static int int_width(const unsigned char *s, const unsigned char *end) {
+#ifdef __SIZEOF_INT128__
+    int neg = *s == '-';
+    unsigned __int128 v = 0, max128 = ((unsigned __int128)1 << 127) - 1 + (unsigned)neg;
+    for (const unsigned char *p = s + neg; p < end; p++) {
+        if (*p < '0' || *p > '9') return 2;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (max128 - d) / 10) return 2;
+        v = v * 10 + d;
+    }
+    return v <= (unsigned __int128)INT64_MAX + (unsigned)neg ? 0 : 1;
+#else
+    (void)s;
+    (void)end;
+    return 2;
+#endif
+}
+
 static inline int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 /* Append the shape of row [p, end) to the arena; returns -1 when out of memory. */
@@ -143,10 +162,13 @@ static int shape_of(Table *t, const unsigned char *p, const unsigned char *end) 
                     real = 1;
                 p++;
             }
+            int wide = real || digits <= 18 ? 0 : int_width(s, p);
             if (real) {
                 *o++ = 'f';
-            } else if (digits <= 18) {
+            } else if (wide == 0) {
                 *o++ = 'i';
+            } else if (wide == 1) {
+                *o++ = 'J';
             } else {
                 *o++ = 'I';
                 memcpy(o, s, (size_t)(p - s));
