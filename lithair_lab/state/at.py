@@ -16,9 +16,12 @@ from lithair_lab.formats.envelope import Envelope
 from . import fold
 from .columns import ANOMALY_SCHEMA, KEY, STATE_META
 from .moment import Moment, moment
-from .source import History, Source, Start, load
+from .source import History, Source, Start, stream
 
 Reducers = ReducerRegistry | Mapping[str, Reducer] | None
+
+FOLD_ROWS = 65_536
+"""Records folded at a time: memory holds the live state plus about this many records."""
 
 EVENT_COLUMNS = (
     "seq", "timestamp", "event_type", "short_type", "model", "op", "event_id",
@@ -141,13 +144,18 @@ def state_at(
     ['_key', '_version', '_changed_at', '_changed_seq']
     """
     m = moment(at, position=position, seq=seq)
-    return fold_all(load(source, on_damage=on_damage), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
+    return fold_all(stream(source, on_damage=on_damage), m, ReducerRegistry.coerce(reducers))  # type: ignore[arg-type]
 
 
-def fold_all(histories: list[History], m: Moment, registry: ReducerRegistry, *, warn: bool = True) -> State:
-    """The state at ``m`` of one or several stores' histories (model frames concatenated)."""
+def fold_all(
+    histories: list[History], m: Moment, registry: ReducerRegistry, *, warn: bool = True, rows: int | None = None
+) -> State:
+    """The state at ``m`` of one or several stores' histories (model frames concatenated).
+
+    ``rows`` bounds the records folded at a time (default: the read path's chunks).
+    """
     if len(histories) == 1:
-        state = fold_history(histories[0], m, registry, warn=False)
+        state = fold_history(histories[0], m, registry, warn=False, rows=rows)
         if warn:
             warn_anomalies(state.anomalies)
         return state
@@ -157,7 +165,7 @@ def fold_all(histories: list[History], m: Moment, registry: ReducerRegistry, *, 
             "pass one store's directory, or a time with `at=`"
         )
         raise MomentError(msg)
-    parts = [fold_history(h, m, registry, warn=False) for h in histories]
+    parts = [fold_history(h, m, registry, warn=False, rows=rows) for h in histories]
     names = sorted({name for part in parts for name in part})
     state = State({
         name: pl.concat([p[name] for p in parts if name in p], how="diagonal_relaxed").sort(KEY)
@@ -171,57 +179,72 @@ def fold_all(histories: list[History], m: Moment, registry: ReducerRegistry, *, 
     return state
 
 
-def fold_history(history: History, m: Moment, registry: ReducerRegistry, *, warn: bool = True) -> State:
-    """The state at ``m`` of a loaded history (checkpoint used when it helps)."""
+def fold_history(
+    history: History, m: Moment, registry: ReducerRegistry, *, warn: bool = True, rows: int | None = None
+) -> State:
+    """The state at ``m`` of a history (checkpoint used when it helps), folded chunk by chunk.
+
+    Each chunk of records is folded onto the state so far
+    (:func:`lithair_lab.state.fold.fold_chunk`), so memory holds the live
+    state plus one chunk, whatever the history's length.
+    """
     history.check_horizon(m)
     start = history.start if history.start is not None and history.start.usable_for(m) else None
-    events = history.events.select(EVENT_COLUMNS)
-    models = [str(x) for x in events["model"].drop_nulls().unique(maintain_order=True)]
-    selected = events if m.is_head else events.filter(m.mask())
+    carried: dict[str, fold.Carried] = {}
     if start is not None:
-        selected = selected.filter(pl.col("seq") >= start.position)
-        models += [x for x in start.models if x not in models]
-    custom = [t for t in selected["short_type"].drop_nulls().unique() if t in registry]
+        for name, part in fold.start_rows(start.models, start.versions).items():
+            carried[name] = fold.fold_chunk(None, part.rows, name=name, anomalies=False)[0]
+    models = dict.fromkeys(start.models if start is not None else ())
+    anomalies: list[pl.DataFrame] = []
+    counted, custom = 0, False
+    for chunk in history.batches(rows or FOLD_ROWS, EVENT_COLUMNS):
+        models.update(dict.fromkeys(str(x) for x in chunk["model"].drop_nulls().unique(maintain_order=True)))
+        events = _selected(chunk, m, start)
+        if not events.height:
+            continue
+        counted += events.height
+        types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
+        custom = custom or bool(types)
+        found = fold.crud_rows(events, custom_types=types)
+        anomalies += found.anomalies
+        for name, part in found.models.items():
+            carried[name], chunk_anomalies = fold.fold_chunk(carried.get(name), part.rows, name=name)
+            anomalies.append(chunk_anomalies)
     if custom:
-        frames, anomalies = _fold_python(selected, start, registry, custom)
+        # Custom reducers are Python functions over the whole state, so the
+        # history folds (again) through the engine's own replay. CRUD
+        # anomalies are those of the fold above, which saw the same CRUD rows.
+        frames = _fold_python(history, m, start, registry, rows)
     else:
-        frames, anomalies = _fold_vectorized(selected, start)
+        frames = {name: fold.finish(c) for name, c in carried.items()}
     state = State({name: frames.get(name, empty_state()) for name in sorted(models)})
     state.moment = m
-    state.events = (start.position if start else 0) + selected.height
-    state.anomalies = anomalies
+    state.events = (start.position if start else 0) + counted
+    state.anomalies = _concat_anomalies(anomalies)
     if warn:
-        warn_anomalies(anomalies)
+        warn_anomalies(state.anomalies)
     return state
 
 
-def _fold_vectorized(
-    events: pl.DataFrame, start: Start | None, custom: list[str] | None = None
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    rows = fold.crud_rows(events, custom_types=custom or ())
-    base = fold.start_rows(start.models, start.versions) if start is not None else {}
-    frames, anomalies = {}, list(rows.anomalies)
-    for name in {**base, **rows.models}:
-        frame, found = fold.fold_model(fold.concat_rows(base.get(name), rows.models.get(name)), name=name)
-        frames[name] = frame
-        anomalies.append(found)
-    return frames, _concat_anomalies(anomalies)
+def _selected(events: pl.DataFrame, m: Moment, start: Start | None) -> pl.DataFrame:
+    """The records of a chunk that the moment includes, after the starting checkpoint."""
+    if not m.is_head:
+        events = events.filter(m.mask())
+    if start is not None:
+        events = events.filter(pl.col("seq") >= start.position)
+    return events
 
 
 def _fold_python(
-    events: pl.DataFrame, start: Start | None, registry: ReducerRegistry, custom: list[str]
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    # Custom reducers are Python functions over the whole state, so the
-    # history folds through the engine's own replay; the result then goes
-    # through the vectorized fold as a starting state, so its frames have
-    # exactly the shape of the Polars path's. CRUD anomalies come from the
-    # vectorized fold of the same records, which sees the same CRUD rows.
+    history: History, m: Moment, start: Start | None, registry: ReducerRegistry, rows: int | None
+) -> dict[str, pl.DataFrame]:
     replay = ReplayState(registry)
     if start is not None:
         replay.models = copy.deepcopy(start.models)
         replay.versions = copy.deepcopy(start.versions)
-    replay_rows(replay, events)
-    return replay_frames(replay), _fold_vectorized(events, start, custom)[1]
+    for chunk in history.batches(rows or FOLD_ROWS, EVENT_COLUMNS):
+        replay_rows(replay, _selected(chunk, m, start))
+    return replay_frames(replay)
 
 
 def replay_rows(replay: ReplayState, events: pl.DataFrame) -> None:
@@ -241,7 +264,7 @@ def replay_rows(replay: ReplayState, events: pl.DataFrame) -> None:
 def replay_frames(replay: ReplayState) -> dict[str, pl.DataFrame]:
     """A replayed state as state frames (through the vectorized fold, so their shape is the same)."""
     return {
-        name: fold.fold_model(rows, name=name, anomalies=False)[0]
+        name: fold.finish(fold.fold_chunk(None, rows.rows, name=name, anomalies=False)[0])
         for name, rows in fold.start_rows(replay.models, replay.versions).items()
     }
 

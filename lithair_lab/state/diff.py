@@ -9,7 +9,7 @@ from lithair_lab.engine.reducers import ReducerRegistry
 from .at import Reducers, State, fold_all
 from .columns import DIFF_SCHEMA, KEY, STATE_META, VALUE
 from .moment import moment
-from .source import Source, load
+from .source import Source, stream
 
 
 def diff(
@@ -47,7 +47,7 @@ def diff(
     --------
     diff_states : The same between two states already computed.
     """
-    histories = load(source, on_damage=on_damage)
+    histories = stream(source, on_damage=on_damage)
     registry = ReducerRegistry.coerce(reducers)  # type: ignore[arg-type]
     before = fold_all(histories, moment(t1), registry, warn=False)
     after = fold_all(histories, moment(t2), registry, warn=False)

@@ -151,30 +151,37 @@ def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) ->
     return fixed, anomalies.cast(ANOMALY_SCHEMA)  # type: ignore[arg-type]
 
 
-def flag_rows(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
-    """Per row: is it in its entity's current life, is it from the base on, anomalies.
+def payload_flags(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
+    """Add ``IS_OBJ`` (the payload is a JSON object) and ``_valid`` to undecoded rows.
 
     With ``check_json`` every payload is parsed to tell invalid JSON (which the
     engine applies as a null value) from an object; otherwise a payload that
     starts with ``{`` counts as an object until decoding says otherwise.
+    Rows that have the flags already are returned as they are.
     """
+    if IS_OBJ in rows.collect_schema():
+        return rows
     is_obj = pl.col("payload").str.strip_chars_start().str.starts_with("{")
     valid = pl.col("payload").str.json_path_match("$").is_not_null() | (pl.col("payload").str.strip_chars() == "null")
+    not_delete = pl.col("action") != "delete"
+    return rows.with_columns(
+        (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
+        (not_delete.not_() | valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
+    )
+
+
+def flag_rows(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
+    """Per row: is it in its entity's current life, is it from the base on, anomalies.
+
+    Rows without payload flags get them first (:func:`payload_flags`).
+    """
     same = pl.col(KEY) == pl.col(KEY).shift(1)
     prev_action = pl.when(same).then(pl.col("action").shift(1))
     deletes_after = (pl.col("action") == "delete").cast(pl.UInt32).reverse().cum_sum().reverse().over(KEY)
-    not_delete = pl.col("action") != "delete"
-    if IS_OBJ in rows.collect_schema():  # decoded rows know their payloads already
-        payload_flags = []
-    else:
-        payload_flags = [
-            (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
-            (not_delete.not_() | valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
-        ]
     return (
-        rows.sort(KEY, ORD)
+        payload_flags(rows, check_json=check_json)
+        .sort(KEY, ORD)
         .with_columns(
-            *payload_flags,
             (deletes_after == 0).alias("_in_life"),
             (prev_action.is_not_null() & (prev_action != "delete")).alias("_live_before"),
         )
@@ -236,37 +243,6 @@ _DETAIL = {
 }
 
 
-def fold_model(
-    model: ModelRows, *, name: str = "", check_json: bool = False, anomalies: bool = True
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The live entities of one model and the anomalies of its rows.
-
-    Returns the state frame (columns ``STATE_META``, then the fields, then
-    ``VALUE`` when an entity's value is not an object) and an anomaly frame.
-    Rows already decoded (``model.fields`` set) are folded as they are.
-    """
-    flagged = flag_rows(model.rows.lazy(), check_json=check_json).collect()
-    contributing = flagged.filter(pl.col("_contributes"))
-    if model.fields is None:
-        try:
-            decoded, fields = decode_rows(contributing)
-        except _InvalidJSON:
-            # Some payload that looks like an object is not JSON: parse every
-            # payload of the model so base detection and anomalies see it.
-            return fold_model(model, name=name, check_json=True, anomalies=anomalies)
-    else:
-        decoded, fields = contributing, model.fields
-    found = anomalies_of(flagged.lazy(), name).collect() if anomalies else pl.DataFrame(schema=ANOMALY_SCHEMA)
-    return _assemble(flagged, decoded, fields), found
-
-
-def _assemble(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    state = state_plan(flagged.lazy(), decoded.lazy(), fields).collect()
-    if state[VALUE].null_count() == state.height:
-        state = state.drop(VALUE)
-    return state
-
-
 def state_plan(flagged: pl.LazyFrame, decoded: pl.LazyFrame, fields: list[str]) -> pl.LazyFrame:
     """The state frame's plan: life columns from ``flagged``, field values from ``decoded``.
 
@@ -308,15 +284,16 @@ class _InvalidJSON(Exception):
     """A payload that starts like an object is not valid JSON."""
 
 
-def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
     """Add the decoded field columns and their presence flags to fold rows.
 
     A field is present in a row when the row's payload holds it, even as null.
     Polars decodes a null and an absent field alike, so rows with a null
-    field are checked in Python (only those rows; usually none).
+    field are checked in Python (only those rows; usually none). Returns the
+    rows, their fields, and the fields kept as JSON text (types that do not mix).
     """
     objects = rows.filter(pl.col(IS_OBJ))
-    struct = decode_objects(objects["payload"])
+    struct, text = _decode(objects["payload"])
     fields = list(struct.struct.fields)
     decoded = objects.with_columns(
         *(struct.struct.field(f).alias(FIELD + f) for f in fields),
@@ -325,21 +302,27 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
         # A null field is absent for sure when its quoted name is nowhere in
         # the payload (and no escape could spell it otherwise); only the rest
         # (a real null, or the name inside a string or a nested object) is
-        # checked in Python. A life's base row needs no check: nothing older
-        # is kept, so its absent and null fields both give null.
-        plain = pl.col("payload").str.contains("\\", literal=True).not_()
-        base = pl.col("_base") if "_base" in decoded.columns else pl.lit(value=False)
+        # checked in Python. Base rows too: a field one holds as null is a
+        # column of the state, even when nothing else sets it.
+        # First a cheaper test: in a payload with as many `":` as non-null
+        # fields, every key is a top-level one with a value (no null, no
+        # nesting, no escape could add a `":`), so no field of it is unsure.
+        keys = pl.col("payload").str.count_matches('":', literal=True)
+        values = pl.sum_horizontal(*(pl.col(FIELD + f).is_not_null() for f in fields))
+        odd = decoded.select(pl.col("payload"), *(pl.col(FIELD + f) for f in fields)).with_row_index("_i")
+        odd = odd.filter(keys != values)
+        escaped = pl.col("payload").str.contains("\\", literal=True)
         unsure = [
-            pl.col(PRESENT + f).not_() & (pl.col("payload").str.contains(_quoted(f), literal=True) | plain.not_())
+            pl.col(FIELD + f).is_null() & (pl.col("payload").str.contains(_quoted(f), literal=True) | escaped)
             for f in fields
         ]
-        idx = decoded.with_row_index("_i").filter(base.not_() & pl.any_horizontal(unsure))["_i"]
+        idx = odd.filter(pl.any_horizontal(unsure))["_i"]
         if len(idx):
             decoded = _presence_in_python(decoded, idx, fields)
     others = rows.filter(pl.col(IS_OBJ).not_())
     if others.height == 0:
-        return decoded, fields  # still in (KEY, ORD) order: the folds' `last()` relies on it
-    return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields
+        return decoded, fields, text  # still in (KEY, ORD) order: the folds' `last()` relies on it
+    return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields, text
 
 
 def _quoted(name: str) -> str:
@@ -348,14 +331,12 @@ def _quoted(name: str) -> str:
 
 def _presence_in_python(decoded: pl.DataFrame, idx: pl.Series, fields: list[str]) -> pl.DataFrame:
     held = [orjson.loads(p).keys() for p in decoded["payload"].gather(idx)]
-    rows = idx.to_list()
-    flags = {}
+    flags = []
     for f in fields:
-        column = decoded[PRESENT + f].to_list()
-        for i, keys in zip(rows, held, strict=True):
-            column[i] = f in keys
-        flags[PRESENT + f] = pl.Series(PRESENT + f, column, pl.Boolean())
-    return decoded.with_columns(**flags)
+        column = decoded[PRESENT + f].clone()
+        column.scatter(idx, [f in keys for keys in held])
+        flags.append(column)
+    return decoded.with_columns(flags)
 
 
 def decode_objects(payloads: pl.Series) -> pl.Series:
@@ -366,10 +347,14 @@ def decode_objects(payloads: pl.Series) -> pl.Series:
     payloads are decoded in Python and a field of mixed types is kept as
     JSON text. Raises ``_InvalidJSON`` when a payload is not JSON at all.
     """
+    return _decode(payloads)[0]
+
+
+def _decode(payloads: pl.Series) -> tuple[pl.Series, set[str]]:
     if len(payloads) == 0:
-        return pl.Series("payload", [], pl.Struct({}))
+        return pl.Series("payload", [], pl.Struct({})), set()
     try:
-        return payloads.str.json_decode(infer_schema_length=None)
+        return payloads.str.json_decode(infer_schema_length=None), set()
     except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError, pl.exceptions.SchemaError):
         pass
     try:
@@ -379,14 +364,29 @@ def decode_objects(payloads: pl.Series) -> pl.Series:
     names: dict[str, None] = {}
     for o in objs:
         names.update(dict.fromkeys(o))
-    columns = []
+    columns, text = [], set()
     for name in names:
         values = [o.get(name) for o in objs]
         try:
+            # Values of one JSON kind make a typed column; mixed kinds (an
+            # object and a list, a string and a number) have no faithful
+            # Polars type (it would stringify or drop some), so they are JSON text.
+            if len({_KINDS.get(type(v), "other") for v in values if v is not None}) > 1:
+                raise TypeError(name)
             columns.append(pl.Series(name, values, strict=False))
         except (TypeError, pl.exceptions.PolarsError):
             columns.append(pl.Series(name, [None if v is None else orjson.dumps(v).decode() for v in values]))
-    return pl.DataFrame(columns).to_struct("payload")
+            text.add(name)
+    return pl.DataFrame(columns).to_struct("payload"), text
+
+
+_KINDS = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+
+
+def json_text(values: pl.Series) -> pl.Series:
+    """Decoded values as JSON text (null stays null): the form of a field whose types do not mix."""
+    out = [None if v is None else orjson.dumps(v).decode() for v in values.to_list()]
+    return pl.Series(values.name, out, pl.String())
 
 
 def start_rows(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelRows]:
@@ -426,3 +426,154 @@ def concat_rows(*parts: ModelRows | None) -> ModelRows:
     """One model's rows from several undecoded parts (a start, then events)."""
     frames = [p.rows for p in parts if p is not None]
     return ModelRows(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
+
+
+# -- the streaming fold: state so far + one chunk of rows -> state -----------------------------
+
+DECODED = "_decoded"
+"""Marks rows whose field columns are decoded already (a carried state's rows)."""
+
+
+@dataclass
+class Carried:
+    """One model's state so far, as fold rows: one decoded starting row per live entity.
+
+    A row has the columns of ``ROW_SCHEMA`` (``ORD`` -1, ``START`` true,
+    ``WEIGHT`` the version count, ``seq``/``timestamp`` of the last change,
+    ``payload`` the value's JSON text when it is not an object), ``IS_OBJ``,
+    ``_valid``, ``DECODED``, and per field its value (``FIELD``) and whether
+    the entity holds it (``PRESENT``, true even for a field set to null).
+    ``text`` names the fields kept as JSON text because their types do not mix.
+    """
+
+    rows: pl.DataFrame
+    fields: list[str] = field(default_factory=list)
+    text: set[str] = field(default_factory=set)
+
+
+def fold_chunk(
+    carried: Carried | None, rows: pl.DataFrame, *, name: str = "", anomalies: bool = True, check_json: bool = False
+) -> tuple[Carried, pl.DataFrame]:
+    """Fold one chunk of a model's rows (undecoded, ``ROW_SCHEMA``) onto its state so far.
+
+    Only the entities the chunk touches are folded again, from their carried
+    row; the others are kept as they are. The result does not depend on
+    where chunks begin and end (the carried row stands for everything before
+    the chunk, as a checkpoint does). Returns the new state and the chunk's
+    anomalies.
+    """
+    events = payload_flags(rows.lazy(), check_json=check_json).collect()
+    untouched = None
+    window = events
+    if carried is not None and carried.rows.height:
+        keys = events.select(KEY).unique()
+        untouched = carried.rows.join(keys, on=KEY, how="anti")
+        window = pl.concat([carried.rows.join(keys, on=KEY, how="semi"), events], how="diagonal_relaxed")
+    flagged = flag_rows(window.lazy(), check_json=check_json).collect()
+    contributing = flagged.filter(pl.col("_contributes"))
+    done = pl.col(DECODED).fill_null(value=False) if DECODED in contributing.columns else pl.lit(value=False)
+    extra = [c for c in contributing.columns if c.startswith((FIELD, PRESENT)) or c == DECODED]
+    try:
+        decoded, fields, text = decode_rows(contributing.filter(done.not_()).drop(extra))
+    except _InvalidJSON:
+        if check_json:
+            raise
+        return fold_chunk(carried, rows, name=name, anomalies=anomalies, check_json=True)
+    old_fields, old_text = (carried.fields, carried.text) if carried is not None else ([], set())
+    fields = [*old_fields, *(f for f in fields if f not in old_fields)]
+    parts = _unify([contributing.filter(done), decoded], fields, old_text, text)
+    text = parts.pop()
+    merged = pl.concat(parts, how="diagonal_relaxed").sort(KEY, ORD)
+    state = _carry(flagged, merged, fields)
+    if untouched is not None and untouched.height:
+        *parts, text = _unify([untouched, state], fields, old_text, text)
+        state = pl.concat(parts, how="diagonal_relaxed")
+    found = anomalies_of(flagged.lazy(), name).collect() if anomalies else pl.DataFrame(schema=ANOMALY_SCHEMA)
+    return Carried(state, fields, text), found
+
+
+def _unify(frames: list[pl.DataFrame], fields: list[str], text_a: set[str], text_b: set[str]) -> list[Any]:
+    """Make two frames' field columns concatenable: a field kept as JSON text in
+    one (``text_a`` for the first, ``text_b`` for the second), or whose types
+    have no common supertype, becomes JSON text in both. Returns the frames
+    and, last, the set of text fields."""
+    a, b = frames
+    text = text_a | text_b
+    for f in fields:
+        col = FIELD + f
+        if col not in a.columns or col not in b.columns or f in text:
+            continue
+        x, y = a.schema[col], b.schema[col]
+        if x != y and x != pl.Null and y != pl.Null:
+            try:
+                pl.concat([a.select(col).head(0), b.select(col).head(0)], how="vertical_relaxed")
+            except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+                text.add(f)
+    for f in text:
+        col = FIELD + f
+        if col in a.columns and f not in text_a:
+            a = a.with_columns(json_text(a[col]))
+        if col in b.columns and f not in text_b:
+            b = b.with_columns(json_text(b[col]))
+    return [a, b, text]
+
+
+def _carry(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """The carried rows of the entities folded in a chunk (those live at its end)."""
+    life = flagged.lazy().filter(pl.col("_in_life")).group_by(KEY).agg(
+        pl.when(pl.col(WEIGHT).is_not_null().any()).then(pl.col(WEIGHT).sum().cast(pl.UInt32)).alias(WEIGHT),
+        pl.col("timestamp").drop_nulls().last(),
+        pl.col("seq").drop_nulls().last(),
+    )
+    present = [f for f in fields if PRESENT + f in decoded.columns]
+    values = decoded.lazy().group_by(KEY).agg(
+        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last() for f in present),
+        *(pl.col(PRESENT + f).fill_null(value=False).any() for f in present),
+        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias("payload"),
+    )
+    return (
+        life.join(values, on=KEY, how="left")
+        .select(
+            KEY,
+            pl.lit(-1, pl.Int64).alias(ORD),
+            "seq",
+            "timestamp",
+            pl.lit(None, pl.String).alias("event_type"),
+            pl.lit(None, pl.String).alias("event_id"),
+            pl.lit(None, pl.String).alias("op"),
+            pl.lit("upsert").alias("action"),
+            "payload",
+            WEIGHT,
+            pl.lit(value=True).alias(START),
+            pl.col("payload").is_null().alias(IS_OBJ),
+            pl.lit(value=True).alias("_valid"),
+            pl.lit(value=True).alias(DECODED),
+            *(pl.col(FIELD + f) for f in present),
+            *(pl.col(PRESENT + f) for f in present),
+        )
+        .collect()
+    )
+
+
+def finish(carried: Carried | None) -> pl.DataFrame:
+    """The state frame of a carried state: ``STATE_META``, the fields some live
+    entity holds (even as null), then ``VALUE`` when some value is not an object."""
+    if carried is None or carried.rows.height == 0:
+        return pl.DataFrame(schema=STATE_META)
+    rows = carried.rows
+    held = [f for f in carried.fields if PRESENT + f in rows.columns and rows[PRESENT + f].any()]
+    # A value that is not an object is kept as its JSON text; a payload that
+    # is not JSON at all is applied as null, as the engine does.
+    value = pl.when(pl.col(IS_OBJ).not_()).then(pl.col("payload"))
+    valid = value.str.json_path_match("$").is_not_null() | (value.str.strip_chars() == "null")
+    state = rows.select(
+        pl.col(KEY),
+        pl.col(WEIGHT).cast(pl.UInt32).alias(VERSION),
+        pl.col("timestamp").alias(CHANGED_AT),
+        pl.col("seq").alias(CHANGED_SEQ),
+        *(pl.col(FIELD + f).alias(column_name(f)) for f in held),
+        pl.when(value.is_null() | valid).then(value).otherwise(pl.lit("null")).alias(VALUE),
+    ).sort(KEY)
+    if state[VALUE].null_count() == state.height:
+        state = state.drop(VALUE)
+    return state

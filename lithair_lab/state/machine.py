@@ -131,7 +131,7 @@ class TimeMachine:
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold.flag_rows(model.rows.lazy(), check_json=True).collect()
             found.append(fold.anomalies_of(flagged.lazy(), name).collect())
-            decoded, fields = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
+            decoded, fields, _ = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
             # Keep what a fold reads: the payload text only where the value is not an object.
             decoded = decoded.drop("event_type", "event_id", "op").with_columns(
                 pl.when(pl.col(fold.IS_OBJ).not_()).then(pl.col("payload"))

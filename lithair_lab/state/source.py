@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,58 @@ class Start:
         return True
 
 
+BATCH_ROWS = 65_536
+"""Rows of an event frame folded at a time by :func:`History.batches`."""
+READ_BYTES = 8 << 20
+"""Bytes of a journal a streamed history decodes at a time (the read path keeps two such chunks ahead)."""
+
+
 @dataclass
 class History:
-    """An event frame plus what is known about its beginning."""
+    """A store's records plus what is known about its beginning.
 
-    events: pl.DataFrame
+    The records are either held (``events``, from :func:`load`) or read
+    again, chunk by chunk, each time they are needed (``reader``, from
+    :func:`stream`): folding a streamed history holds one chunk at a time.
+    """
+
+    events: pl.DataFrame | None
     start: Start | None = None
     path: Path | None = None
+    reader: Callable[[], Iterator[pl.DataFrame]] | None = None
+
+    def batches(self, rows: int | None = None, columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The records in order, in frames of ``rows`` rows (the last one shorter).
+
+        Without ``rows``: held records in frames of :data:`BATCH_ROWS`, read
+        ones as the read path decodes them. ``columns`` selects columns first
+        (before small frames are gathered into one).
+        """
+        frames: Iterable[pl.DataFrame]
+        if self.events is not None:
+            frames = [self.events]
+            rows = rows or BATCH_ROWS
+        else:
+            assert self.reader is not None
+            frames = self.reader()
+        if columns is not None:
+            frames = (frame.select(columns) for frame in frames)
+        if rows is None:
+            yield from (frame for frame in frames if frame.height)
+            return
+        pending: list[pl.DataFrame] = []
+        count = 0
+        for frame in frames:
+            while frame.height:
+                part = frame.slice(0, rows - count)
+                frame = frame.slice(part.height)
+                pending.append(part)
+                count += part.height
+                if count == rows:
+                    yield pl.concat(pending, rechunk=True) if len(pending) > 1 else pending[0]
+                    pending, count = [], 0
+        if pending:
+            yield pl.concat(pending, rechunk=True) if len(pending) > 1 else pending[0]
 
     @property
     def horizon(self) -> Moment | None:
@@ -109,21 +155,45 @@ def load(source: Source, *, on_damage: str = "raise") -> list[History]:
                 stacklevel=4,
             )
         return [History(part) for part in _by_store(frame)]
+    return _stores(source, on_damage, held=True)
+
+
+def stream(source: Source, *, on_damage: str = "raise") -> list[History]:
+    """As :func:`load`, but a directory's records are not held: each fold reads them chunk by chunk.
+
+    A frame is split by store as :func:`load` does (it is in memory already).
+    """
+    if isinstance(source, pl.DataFrame | pl.LazyFrame):
+        return load(source, on_damage=on_damage)
+    return _stores(source, on_damage, held=False)
+
+
+def _stores(source: Source, on_damage: str, *, held: bool) -> list[History]:
     if not isinstance(source, str | Path):
         msg = f"`source` must be a data directory or an event frame, got {type(source).__name__}"
         raise TypeError(msg)
     # The read path, imported here so that state/ loads without it.
     from lithair_lab.frames.scan import scan
     from lithair_lab.frames.stores import find_stores, plan
+    from lithair_lab.frames.walk import check_on_damage, walk
 
     path = Path(source)
+    check_on_damage(on_damage)
     stores = find_stores(path)
-    frame = scan(path, on_damage=on_damage).collect()  # type: ignore[arg-type]
-    parts = {str(part["store"][0]): part for part in _by_store(frame)} if frame.height else {}
+    parts: dict[str, pl.DataFrame] = {}
+    frame = None
+    if held:
+        frame = scan(path, on_damage=on_damage).collect()  # type: ignore[arg-type]
+        parts = {str(part["store"][0]): part for part in _by_store(frame)} if frame.height else {}
     histories = []
     for store in stores:
-        events = parts.get(store.name, frame.clear())
-        history = History(events, path=store.directory)
+        if frame is not None:
+            history = History(parts.get(store.name, frame.clear()), path=store.directory)
+        else:
+            def reader(store=store) -> Iterator[pl.DataFrame]:  # noqa: ANN001 - bound per store
+                return (step.records for step in walk([store], on_damage=on_damage, chunk_size=READ_BYTES))  # type: ignore[arg-type]
+
+            history = History(None, path=store.directory, reader=reader)
         cp = plan(store, strict=on_damage == "raise").checkpoint
         if cp is not None:
             history.start = _start_from_checkpoint(history, cp)
@@ -156,38 +226,29 @@ def _legacy_snapshot(snap: Path) -> None:
 def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start | None:
     snap = (history.path or Path()) / layout.SNAPSHOT
     state = orjson.loads(cp.state)
-    events = history.events
-    covered = cp.covered_events
-    if cp.journal == layout.ACTIVE:
-        segment = events["file"].str.extract(r"^events\.raftlog\.(\d+)$").cast(pl.Int64)
-        whole = segment.is_not_null()
-        if isinstance(state, dict) and isinstance(state.get("segments"), int):
-            whole &= segment <= state["segments"]
-        covered += int(whole.sum())
-    # The covered records are the first `covered` rows (positions, whatever
-    # numbering the frame's `seq` uses after them).
-    prefix = events.head(covered)
-    present = prefix.height
     if not (isinstance(state, dict) and state.get("format") == checkpoint.STATE_FORMAT):
-        if cp.journal == layout.ACTIVE or (state in ({}, None) and covered == 0):
+        if cp.journal == layout.ACTIVE or (state in ({}, None) and cp.covered_events == 0):
             return None  # an upstream checkpoint over records we hold: fold the records themselves
         raise CheckpointError(
             snap,
             f"its state is not in `{checkpoint.STATE_FORMAT}` form and the records it covers were removed with the"
             f" journals before `{cp.journal}`, so no moment of this directory can be reconstructed exactly",
         )
+    segments = None
+    if cp.journal == layout.ACTIVE:
+        segments = state["segments"] if isinstance(state.get("segments"), int) else -1
+    present, latest, after = _prefix(history.batches(), cp.covered_events, segments)
     events_covered = state.get("events")
     if not isinstance(events_covered, int) or events_covered < present:
         raise CheckpointError(snap, f"its state covers {events_covered!r} records, but {present} precede it")
     complete = events_covered == present
-    times = [t for t in (prefix["timestamp"].max(),) if t is not None]
+    times = [t for t in (latest,) if t is not None]
     for per_model in state.get("versions", {}).values():
         times.extend(dt.datetime.fromtimestamp(v[1], UTC) for v in per_model.values())
-    after = events.slice(present, 1)["timestamp"]
-    if not complete and len(after) and after[0] is not None:
+    if not complete and after is not None:
         # The compacted records' own times are gone; the next record's time
         # bounds them from above (timestamps do not go back in a Lithair log).
-        times.append(after[0])
+        times.append(after)
     return Start(
         position=present if complete else events_covered,
         time=max(times) if times else None,  # type: ignore[type-var]
@@ -195,3 +256,33 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
         versions=state.get("versions", {}),
         complete=complete,
     )
+
+
+def _prefix(
+    batches: Iterable[pl.DataFrame], covered: int, segments: int | None
+) -> tuple[int, dt.datetime | None, dt.datetime | None]:
+    """The records a checkpoint covers, read from the first ones on (stops after them).
+
+    The covered records are the first ``covered`` rows (positions, whatever
+    numbering the frame's `seq` uses after them); for a checkpoint of the
+    active journal (``segments`` not None: the last whole rotated segment it
+    covers, -1 for all) the rows of those segments, which come first, count
+    too. Returns how many of them are present, their latest timestamp, and
+    the timestamp of the record that follows them (None when none does).
+    """
+    seen, latest, after = 0, None, None
+    for frame in batches:
+        whole = None
+        if segments is not None:
+            number = frame["file"].str.extract(r"^events\.raftlog\.(\d+)$").cast(pl.Int64)
+            whole = number.is_not_null() if segments < 0 else number <= segments
+            covered += int(whole.sum())
+        taken = frame["timestamp"].head(max(covered - seen, 0)).max()
+        if taken is not None:
+            latest = taken if latest is None else max(latest, taken)  # type: ignore[type-var]
+        if after is None and seen + frame.height > covered:
+            after = frame["timestamp"][covered - seen]
+        seen += frame.height
+        if after is not None and (whole is None or not whole.fill_null(value=False).all()):
+            break  # past the covered rows, and no whole segment follows the first row that is not one
+    return min(seen, covered), latest, after  # type: ignore[return-value]
