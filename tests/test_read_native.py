@@ -38,8 +38,13 @@ HAS_CRC, CRC_BAD, SLOW = batch._F_HAS_CRC, batch._F_CRC_BAD, batch._F_SLOW
 
 def decode(buf: bytes, threads: int = 1) -> pl.DataFrame:
     """``decode_envelopes`` as one frame."""
-    parts = _native.decode_envelopes(buf, threads)
-    frames = [pl.DataFrame([pl.Series(c).alias(n) for n, c in zip(COLUMNS, part, strict=True)]) for part in parts]
+    frames = []
+    for columns, types in _native.decode_envelopes(buf, threads):
+        frame = pl.DataFrame([pl.Series(c).alias(n) for n, c in zip(COLUMNS, columns, strict=True)])
+        # Each part's event types are listed once; a row's code is its type's index.
+        assert frame["event_type"].to_list() == [None if c is None else types[c] for c in frame["type_code"]]
+        assert len(set(types)) == len(types)
+        frames.append(frame.drop("type_code"))
     return pl.concat(frames)
 
 
@@ -207,14 +212,14 @@ def test_parts_cut_at_line_boundaries_decode_as_one(threads: int) -> None:
 def test_columns_outlive_the_decode_and_free_their_buffers() -> None:
     body = b'{"event_type":"ProductCreated","event_id":"a long event id, not inline","timestamp":1,"payload":"{}"}'
     parts = _native.decode_envelopes(frame_line(body) * 3)
-    column = parts[0][COLUMNS.index("event_id")]
+    column = parts[0][0][COLUMNS.index("event_id")]
     del parts
     gc.collect()
     s1, s2 = pl.Series(column), pl.Series(column)  # exported twice: each array holds the buffers
     del column
     gc.collect()
     assert s1.to_list() == s2.to_list() == ["a long event id, not inline"] * 3
-    capsules = _native.decode_envelopes(frame_line(body))[0][0].__arrow_c_array__()
+    capsules = _native.decode_envelopes(frame_line(body))[0][0][0].__arrow_c_array__()
     del capsules  # never imported: the capsules release their arrays
 
 

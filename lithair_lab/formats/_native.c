@@ -214,7 +214,7 @@ struct ArrowArray {
 #define F_SLOW 0x04u    /* not decided here: the reference path decodes the line */
 
 /* The columns of a part, in the order decode_envelopes returns them. */
-enum { C_START, C_LINE, C_FLAGS, C_TS, C_FOLLOWS, C_STR0 };
+enum { C_START, C_LINE, C_FLAGS, C_TS, C_FOLLOWS, C_TYPE_CODE, C_STR0 };
 /* String columns: the envelope's string fields. */
 enum { S_EVENT_TYPE, S_EVENT_ID, S_PAYLOAD, S_AGGREGATE_ID, S_EVENT_HASH, S_PREVIOUS_HASH, N_STR };
 #define N_COLS (C_STR0 + N_STR)
@@ -232,6 +232,19 @@ typedef struct {
     } u;
 } View;
 
+/* The distinct event types of a part (a journal holds few): an open-addressing
+ * hash set of their views, whose bytes (when not inline) are in `data`. Derived
+ * columns (short type, model, op) are computed once per type from this list. */
+typedef struct {
+    uint64_t *hashes;
+    uint32_t *slots; /* type index + 1; 0: empty */
+    size_t cap;      /* slots, a power of two */
+    View *views;
+    size_t n, views_cap;
+    unsigned char *data;
+    size_t len, data_cap;
+} Types;
+
 /* One part of a chunk: every buffer of its columns. Shared by the arrays exported
  * from it, freed when the last of them (and the Python objects) let go. */
 typedef struct {
@@ -243,11 +256,13 @@ typedef struct {
     uint8_t *flags;       /* F_* */
     int64_t *ts;          /* timestamp (Unix seconds) */
     int64_t *follows;     /* lithair_lab_batch when a non-negative integer */
+    uint32_t *type_code;  /* the row's event type: its index in `types` */
     View *views[N_STR];
     uint8_t *valid[N_COLS]; /* validity bitmaps (NULL: all valid) */
     int64_t nulls[N_COLS];
-    unsigned char *data;  /* the out-of-line bytes of every string column */
-    int64_t data_size[1]; /* the view arrays' variadic buffer sizes */
+    unsigned char *data;  /* the out-of-line bytes of every string column but event_type */
+    Types types;          /* the distinct event types: event_type's views point here */
+    int64_t data_size[2]; /* the view arrays' variadic buffer sizes: data, types.data */
     int failed;           /* allocation failed */
 } Part;
 
@@ -257,6 +272,11 @@ static void part_free(Part *P) {
     free(P->flags);
     free(P->ts);
     free(P->follows);
+    free(P->type_code);
+    free(P->types.hashes);
+    free(P->types.slots);
+    free(P->types.views);
+    free(P->types.data);
     for (int s = 0; s < N_STR; s++) free(P->views[s]);
     for (int c = 0; c < N_COLS; c++) free(P->valid[c]);
     free(P->data);
@@ -455,6 +475,81 @@ static int key_of(const unsigned char *k, size_t n) {
     return -1;
 }
 
+static inline const unsigned char *view_bytes(const View *v, const unsigned char *data) {
+    return v->len <= 12 ? v->u.inline_data : data + v->u.ref.offset;
+}
+
+static inline uint64_t hash_bytes(const unsigned char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+    for (size_t k = 0; k < n; k++) h = (h ^ s[k]) * 0x100000001b3u;
+    return h;
+}
+
+static int types_grow(Types *T) {
+    size_t cap = T->cap ? T->cap * 2 : 64;
+    uint64_t *hashes = calloc(cap, sizeof *hashes);
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!hashes || !slots) {
+        free(hashes);
+        free(slots);
+        return 0;
+    }
+    for (size_t k = 0; k < T->cap; k++) {
+        if (!T->slots[k]) continue;
+        size_t at = T->hashes[k] & (cap - 1);
+        while (slots[at]) at = (at + 1) & (cap - 1);
+        slots[at] = T->slots[k];
+        hashes[at] = T->hashes[k];
+    }
+    free(T->hashes);
+    free(T->slots);
+    T->hashes = hashes;
+    T->slots = slots;
+    T->cap = cap;
+    return 1;
+}
+
+/* The index of event type `s` in P's distinct types, added if new; -1 when out of memory. */
+static int64_t type_code(Types *T, const unsigned char *s, size_t len) {
+    if ((T->n + 1) * 2 > T->cap && !types_grow(T)) return -1;
+    uint64_t h = hash_bytes(s, len);
+    size_t at = h & (T->cap - 1);
+    for (; T->slots[at]; at = (at + 1) & (T->cap - 1)) {
+        const View *v = &T->views[T->slots[at] - 1];
+        if (T->hashes[at] == h && v->len == len && memcmp(view_bytes(v, T->data), s, len) == 0) return T->slots[at] - 1;
+    }
+    if (T->n == T->views_cap) {
+        size_t cap = T->views_cap ? T->views_cap * 2 : 16;
+        View *views = realloc(T->views, cap * sizeof *views);
+        if (!views) return -1;
+        T->views = views;
+        T->views_cap = cap;
+    }
+    View *v = &T->views[T->n];
+    memset(v, 0, sizeof *v);
+    v->len = (uint32_t)len;
+    if (len <= 12) memcpy(v->u.inline_data, s, len);
+    else {
+        if (T->len + len > T->data_cap || !T->data) {
+            size_t cap = T->data_cap ? T->data_cap : 256;
+            while (cap < T->len + len) cap *= 2;
+            unsigned char *data = realloc(T->data, cap);
+            if (!data) return -1;
+            T->data = data;
+            T->data_cap = cap;
+        }
+        if (T->len + len > UINT32_MAX) return -1;
+        memcpy(T->data + T->len, s, len);
+        memcpy(v->u.ref.prefix, s, 4);
+        v->u.ref.buffer = 1;
+        v->u.ref.offset = (uint32_t)T->len;
+        T->len += len;
+    }
+    T->slots[at] = (uint32_t)T->n + 1;
+    T->hashes[at] = h;
+    return (int64_t)T->n++;
+}
+
 /* Decode the envelope `body` into row i of P (string bytes at *out). 0: the reference path decides. */
 static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n, unsigned char **out) {
     const unsigned char *p = body, *end = body + n;
@@ -482,6 +577,19 @@ static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n
                 o = parse_string(&p, end, o);
                 if (!o) return 0;
                 size_t len = (size_t)(o - s);
+                if (key == S_EVENT_TYPE) { /* a view of the part's copy of the type: the bytes here are not kept */
+                    int64_t code = type_code(&P->types, s, len);
+                    if (code < 0) {
+                        P->failed = 1;
+                        return 0;
+                    }
+                    o = s;
+                    *v = P->types.views[code];
+                    P->type_code[i] = (uint32_t)code;
+                    set_valid(P->valid[C_TYPE_CODE], i);
+                    set_valid(P->valid[C_STR0 + key], i);
+                    goto next;
+                }
                 size_t at = (size_t)(s - P->data);
                 if (len > UINT32_MAX || at > UINT32_MAX) return 0;
                 memset(v, 0, sizeof *v);
@@ -508,6 +616,7 @@ static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n
                 set_valid(P->valid[C_FOLLOWS], i);
             }
         }
+    next:
         if (p >= end) return 0;
         if (*p == ',') {
             p++;
@@ -528,6 +637,7 @@ static void clear_row(Part *P, size_t i) {
     for (int s = 0; s < N_STR; s++) memset(&P->views[s][i], 0, sizeof(View));
     P->ts[i] = 0;
     P->follows[i] = 0;
+    P->type_code[i] = 0;
 }
 
 typedef struct {
@@ -551,8 +661,11 @@ static void *decode_part(void *arg) {
     P->flags = malloc(cap);
     P->ts = malloc(cap * 8);
     P->follows = malloc(cap * 8);
+    P->type_code = malloc(cap * 4);
     P->data = malloc(data_cap);
-    int ok = P->start && P->line && P->flags && P->ts && P->follows && P->data;
+    P->types.data = malloc(256);
+    P->types.data_cap = 256;
+    int ok = P->start && P->line && P->flags && P->ts && P->follows && P->type_code && P->data && P->types.data;
     for (int s = 0; s < N_STR; s++) ok = ok && (P->views[s] = malloc(cap * sizeof(View))) != NULL;
     for (int c = C_TS; c < N_COLS; c++) ok = ok && (P->valid[c] = calloc(bits, 1)) != NULL;
     if (!ok) {
@@ -598,6 +711,7 @@ static void *decode_part(void *arg) {
     }
     P->n = i;
     P->data_size[0] = (int64_t)(out - P->data);
+    P->data_size[1] = (int64_t)P->types.len;
     for (int c = C_TS; c < N_COLS; c++) {
         int64_t valid = 0;
         for (size_t b = 0; b < i / 8; b++) valid += __builtin_popcount(P->valid[c][b]);
@@ -610,11 +724,11 @@ static void *decode_part(void *arg) {
 /* ------------------------------------------------------------------------- */
 /* Export: one Python object per column, with `__arrow_c_array__`. */
 
-static const char *const FORMATS[N_COLS] = {"l", "l", "C", "l", "l", "vu", "vu", "vu", "vu", "vu", "vu"};
+static const char *const FORMATS[N_COLS] = {"l", "l", "C", "l", "l", "I", "vu", "vu", "vu", "vu", "vu", "vu"};
 
 typedef struct {
     Part *part;
-    const void *buffers[4];
+    const void *buffers[5];
 } ArrayPrivate;
 
 static void release_array(struct ArrowArray *a) {
@@ -684,13 +798,19 @@ static PyObject *column_arrow_c_array(Column *self, PyObject *args, PyObject *kw
     case C_FLAGS: values = P->flags; break;
     case C_TS: values = P->ts; break;
     case C_FOLLOWS: values = P->follows; break;
+    case C_TYPE_CODE: values = P->type_code; break;
     default: values = P->views[c - C_STR0]; break;
     }
     int64_t nulls = c >= C_TS ? P->nulls[c] : 0;
     pr->buffers[0] = nulls ? P->valid[c] : NULL;
     pr->buffers[1] = values;
     array->n_buffers = 2;
-    if (c >= C_STR0) { /* a string view array: one data buffer, then the sizes of the data buffers */
+    if (c == C_STR0 + S_EVENT_TYPE) { /* a string view array: its data buffers, then their sizes */
+        pr->buffers[2] = P->data;
+        pr->buffers[3] = P->types.data;
+        pr->buffers[4] = P->data_size;
+        array->n_buffers = 5;
+    } else if (c >= C_STR0) {
         pr->buffers[2] = P->data;
         pr->buffers[3] = P->data_size;
         array->n_buffers = 4;
@@ -744,12 +864,14 @@ PyDoc_STRVAR(decode_envelopes_doc,
 "decode_envelopes(buf, threads=2, /)\n--\n\n"
 "Decode the CRC-framed (or legacy) JSON envelope lines of ``buf`` (whole lines).\n\n"
 "Returns a list of parts (``buf`` cut at line boundaries, decoded in up to\n"
-"``threads`` threads), each a tuple of columns with ``__arrow_c_array__``, one\n"
-"row per non-blank line: ``start`` (byte offset in ``buf``), ``line`` (0-based\n"
-"index in ``buf``), ``flags`` (1: CRC prefix, 2: CRC mismatch, 4: left to the\n"
-"reference path), ``timestamp``, ``follows`` (``lithair_lab_batch`` when >= 0),\n"
-"then ``event_type``, ``event_id``, ``payload``, ``aggregate_id``, ``event_hash``,\n"
-"``previous_hash``. Fields of a flagged row are null.");
+"``threads`` threads), each ``(columns, types)``. ``columns`` is a tuple of\n"
+"objects with ``__arrow_c_array__``, one row per non-blank line: ``start`` (byte\n"
+"offset in ``buf``), ``line`` (0-based index in ``buf``), ``flags`` (1: CRC\n"
+"prefix, 2: CRC mismatch, 4: left to the reference path), ``timestamp``,\n"
+"``follows`` (``lithair_lab_batch`` when >= 0), ``type_code`` (the event type's\n"
+"index in ``types``, the part's distinct event types), then ``event_type``,\n"
+"``event_id``, ``payload``, ``aggregate_id``, ``event_hash``, ``previous_hash``.\n"
+"Fields of a flagged row are null.");
 
 static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
     (void)self;
@@ -815,22 +937,35 @@ static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
     }
     PyObject *result = oom ? NULL : PyList_New((Py_ssize_t)used);
     for (size_t k = 0; result && k < used; k++) {
-        PyObject *part = PyTuple_New(N_COLS);
+        Part *P = jobs[k].part;
+        PyObject *columns = PyTuple_New(N_COLS), *types = PyList_New((Py_ssize_t)P->types.n);
+        PyObject *part = columns && types ? PyTuple_Pack(2, columns, types) : NULL;
+        Py_XDECREF(columns);
+        Py_XDECREF(types);
         if (!part) {
             Py_CLEAR(result);
             break;
         }
         PyList_SET_ITEM(result, (Py_ssize_t)k, part);
-        for (int c = 0; c < N_COLS; c++) {
+        for (size_t t = 0; t < P->types.n; t++) {
+            const View *v = &P->types.views[t];
+            PyObject *name = PyUnicode_DecodeUTF8((const char *)view_bytes(v, P->types.data), v->len, "strict");
+            if (!name) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyList_SET_ITEM(types, (Py_ssize_t)t, name);
+        }
+        for (int c = 0; result && c < N_COLS; c++) {
             Column *col = PyObject_New(Column, &ColumnType);
             if (!col) {
                 Py_CLEAR(result);
                 break;
             }
-            col->part = jobs[k].part;
+            col->part = P;
             col->column = c;
-            part_incref(jobs[k].part);
-            PyTuple_SET_ITEM(part, c, (PyObject *)col);
+            part_incref(P);
+            PyTuple_SET_ITEM(columns, c, (PyObject *)col);
         }
     }
     for (size_t k = 0; k < used; k++) part_decref(jobs[k].part);

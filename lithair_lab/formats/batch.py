@@ -39,7 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -248,6 +248,7 @@ def _finish(frame: pl.DataFrame, file: str) -> pl.DataFrame:
     """Add the derived columns (file, datetime, short type, model, op) and order as RECORD_SCHEMA."""
     ts = pl.col("ts")
     in_range = ts.is_between(-_MAX_SECONDS, _MAX_SECONDS)
+    derived = frame.select(_DERIVED) if _DERIVED[0] in frame.columns else _derived(frame.get_column("event_type"))
     return pl.concat(
         [
             frame.select(
@@ -258,7 +259,7 @@ def _finish(frame: pl.DataFrame, file: str) -> pl.DataFrame:
                 pl.col("record_kind").cast(pl.String),
                 pl.col("event_type").cast(pl.String),
             ),
-            _derived(frame.get_column("event_type")),
+            derived,
             frame.select(
                 pl.col("event_id").cast(pl.String),
                 pl.when(in_range)
@@ -273,23 +274,27 @@ def _finish(frame: pl.DataFrame, file: str) -> pl.DataFrame:
     )
 
 
-def _derived(event_type: pl.Series) -> pl.DataFrame:
-    """``short_type``, ``model`` and ``op`` of each row, by the rules of :func:`.short_type` and
-    :func:`.crud.split_type` applied once per distinct type (a journal holds few), then
-    spread over the rows by each row's position in the list of distinct types."""
-    types = event_type.drop_nulls().unique()
-    names = types.to_list()
-    splits = [crud.split_type(t) for t in names]
-    per_type = pl.DataFrame(
-        {
-            "short_type": [short_type(t) for t in names],
-            "model": [s[0] if s else None for s in splits],
-            "op": [s[1] if s else None for s in splits],
-        },
-        schema={"short_type": pl.String, "model": pl.String, "op": pl.String},
-    )
-    codes = event_type.cast(pl.String).cast(pl.Enum(types)).to_physical()
+_DERIVED = ("short_type", "model", "op")
+
+
+@lru_cache(maxsize=4096)
+def _type_parts(event_type: str) -> tuple[str, str | None, str | None]:
+    """``(short_type, model, op)`` of one event type (:func:`.short_type`, :func:`.crud.split_type`)."""
+    split = crud.split_type(event_type)
+    return (short_type(event_type), *(split or (None, None)))
+
+
+def _per_type(types: list[str], codes: pl.Series) -> pl.DataFrame:
+    """The derived columns of rows whose event type is ``types[code]`` (null code: null)."""
+    per_type = pl.DataFrame([_type_parts(t) for t in types], schema=dict.fromkeys(_DERIVED, pl.String), orient="row")
     return per_type.select(pl.all().gather(codes))
+
+
+def _derived(event_type: pl.Series) -> pl.DataFrame:
+    """``short_type``, ``model`` and ``op`` of each row, computed once per distinct type
+    (a journal holds few) and spread over the rows by each row's code in the list of types."""
+    types = event_type.drop_nulls().unique()
+    return _per_type(types.to_list(), event_type.cast(pl.String).cast(pl.Enum(types)).to_physical())
 
 
 def _slow_lines(
@@ -363,7 +368,7 @@ def _decode_json(
 
 # Columns of a part decoded by the native pass (``decode_envelopes`` in _native.c), and its line flags.
 _NATIVE_COLUMNS = (
-    "start", "line", "flags", "ts", "follows",
+    "start", "line", "flags", "ts", "follows", "type_code",
     "event_type", "event_id", "payload", "aggregate_id", "event_hash", "previous_hash",
 )  # fmt: skip
 _F_HAS_CRC, _F_CRC_BAD, _F_SLOW = 0x1, 0x2, 0x4
@@ -378,18 +383,18 @@ def _json_native(module: Any, buf: bytes | memoryview, base_offset: int, base_li
     Polars takes without a copy; a line it cannot decide exactly (anything but
     the writers' compact form, see ``_native.c``) is decoded by :func:`_slow_lines`.
     """
-    parts = module.decode_envelopes(buf, NATIVE_THREADS)
-    frame = pl.concat(
-        [pl.DataFrame([pl.Series(column).alias(name) for name, column in zip(_NATIVE_COLUMNS, part, strict=True)]) for part in parts],
-        rechunk=False,
-    )
+    frames = []
+    for columns, types in module.decode_envelopes(buf, NATIVE_THREADS):
+        part = pl.DataFrame([pl.Series(c).alias(name) for name, c in zip(_NATIVE_COLUMNS, columns, strict=True)])
+        frames.append(pl.concat([part, _per_type(types, part.get_column("type_code"))], how="horizontal"))
+    frame = pl.concat(frames, rechunk=False)
     flags = pl.col("flags")
     rows = frame.select(
         (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
         (pl.col("line").cast(pl.UInt64) + base_line).alias("line"),
         pl.when((flags & _F_HAS_CRC) != 0).then(pl.lit("crc")).otherwise(pl.lit("legacy")).alias("encoding"),
         pl.lit("envelope", pl.String).alias("record_kind"),
-        "event_type", "event_id", "ts", "payload", "aggregate_id", "event_hash", "previous_hash", "follows",
+        "event_type", "event_id", "ts", "payload", "aggregate_id", "event_hash", "previous_hash", "follows", *_DERIVED,
     )  # fmt: skip
     unsure = frame.get_column("flags") & (_F_CRC_BAD | _F_SLOW) != 0
     if not unsure.any():
@@ -405,9 +410,9 @@ def _json_native(module: Any, buf: bytes | memoryview, base_offset: int, base_li
     fast = rows.filter(~unsure)
     if not decoded:
         return fast
-    return pl.concat([fast, pl.DataFrame(decoded, schema=_SLOW_SCHEMA, orient="row")], how="vertical_relaxed").sort(
-        "offset", maintain_order=True
-    )
+    slow_rows = pl.DataFrame(decoded, schema=_SLOW_SCHEMA, orient="row")
+    slow_rows = pl.concat([slow_rows, _derived(slow_rows.get_column("event_type"))], how="horizontal")
+    return pl.concat([fast, slow_rows], how="vertical_relaxed").sort("offset", maintain_order=True)
 
 
 def _json_fast(buf: bytes, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame | None:
