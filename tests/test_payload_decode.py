@@ -223,3 +223,15 @@ def test_lenient_mode_takes_polars_supertype_or_keeps_json_text() -> None:
     assert struct.struct.field("a").to_list() == ['{"b":1}', "[1]", None]
     assert present is not None
     assert present.rows() == [(True, False), (True, False), (False, True)]
+
+
+@pytest.mark.skipif(payload._native_shapes is None, reason="the C extension is not built")
+def test_rows_differing_only_in_values_and_list_lengths_share_one_shape() -> None:
+    texts = [
+        json.dumps({"id": f"k{i}", "price": i + 0.5, "tags": ["t"] * (i % 4), "n": i * 10**15, "ok": i % 2 == 0})
+        for i in range(1, 50)
+    ]
+    shapes = payload._Shapes.of(pl.Series(texts))
+    assert len(shapes.firsts) == 2  # `tags` empty, and not
+    struct, _ = decode_objects(pl.Series(texts))
+    check_against_json(texts, struct, None)

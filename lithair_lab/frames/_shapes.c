@@ -11,7 +11,9 @@
  * that fits in 128 `J`, and a longer one `I` followed by its digits and `;`
  * (Polars types integers by those widths). Rows of one shape therefore have the
  * same keys, nested ones included, and values of the same types, so a decoder
- * infers the same types from one row per shape as from all of them. Text that
+ * infers the same types from one row per shape as from all of them. An array
+ * item whose shape is the one of the item before it is left out (`[1,2,3]`
+ * and `[4]` are both `[i]`): it cannot change the array's type. Text that
  * is not JSON gets some shape too: the decoder of the rows reports it.
  */
 #define PY_SSIZE_T_CLEAN
@@ -121,11 +123,22 @@ static int int_width(const unsigned char *s, const unsigned char *end) {
 
 static inline int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+/* An open array or object of the shape being written; offsets are into the arena. */
+typedef struct {
+    unsigned char kind; /* '[' or '{' */
+    size_t last;        /* an array's previous item (NONE: none yet) */
+    size_t item;        /* where its current item starts */
+} Open;
+#define MAX_DEPTH 64 /* deeper arrays keep every item: still a valid shape */
+#define NONE ((size_t)-1)
+
 /* Append the shape of row [p, end) to the arena; returns -1 when out of memory. */
 static int shape_of(Table *t, const unsigned char *p, const unsigned char *end) {
     /* A shape is never longer than its row plus one byte per token (`I…;`). */
     if (reserve(&t->arena, &t->arena_cap, t->arena_len + 2 * (size_t)(end - p) + 16) < 0) return -1;
     char *o = t->arena + t->arena_len;
+    Open open[MAX_DEPTH]; /* the arrays and objects this point is inside */
+    size_t depth = 0;
     while (p < end) {
         unsigned char c = *p;
         if (is_space(c)) {
@@ -187,7 +200,26 @@ static int shape_of(Table *t, const unsigned char *p, const unsigned char *end) 
                 memcpy(o, s, n);
                 o += n;
             }
+        } else if (c == '[' || c == '{') {
+            *o++ = (char)c;
+            p++;
+            if (depth < MAX_DEPTH) open[depth] = (Open){c, NONE, (size_t)(o - t->arena)};
+            depth++;
+        } else if ((c == ',' || c == ']') && depth > 0 && depth <= MAX_DEPTH && open[depth - 1].kind == '[') {
+            /* An item like the one before it says nothing new: drop it. */
+            Open *a = &open[depth - 1];
+            size_t at = (size_t)(o - t->arena), n = at - a->item;
+            if (n > 0 && a->last != NONE && a->item - 1 - a->last == n &&
+                memcmp(t->arena + a->last, t->arena + a->item, n) == 0)
+                o = t->arena + a->item - 1;
+            else if (n > 0)
+                a->last = a->item;
+            *o++ = (char)c;
+            p++;
+            a->item = (size_t)(o - t->arena);
+            if (c == ']') depth--;
         } else {
+            if ((c == ']' || c == '}') && depth > 0) depth--;
             *o++ = (char)c;
             p++;
         }

@@ -108,15 +108,22 @@ def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     if _native_shapes is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0"):
         ids, firsts = _native_shapes.shapes(text)
         return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32)
-    # Without the C extension: rows of identical text share a shape (sound, if less sharing).
+    # Without the C extension, a coarser shape from one regex pass: keys kept,
+    # string values `"`, numbers by their `.`/`e` (128-bit wide integers as
+    # written), everything else as written. Same results, fewer rows share one.
+    shapes = values.str.replace_all(_SHAPE, "${1}${2}${3}${4}${5}")
     groups = (
-        values.to_frame("v")
+        shapes.to_frame("shape")
         .with_row_index("row")
-        .with_columns(pl.col("row").first().over("v").alias("first"))
+        .with_columns(pl.col("row").first().over("shape").alias("first"))
         .with_columns(pl.col("first").rank("dense").cast(pl.UInt32).alias("id") - 1)
     )
     firsts = groups.filter(pl.col("row") == pl.col("first"))["row"]
     return groups["id"].to_numpy(), firsts.to_numpy()
+
+
+_STRING = r'"(?:[^"\\]|\\.)*"'
+_SHAPE = rf"({_STRING}\s*:)|(\")(?:[^\"\\]|\\.)*\"|(-?\d{{19,}})|-?\d+(?:(\.)\d*)?(?:([eE])[+-]?\d+)?"
 
 
 def _json_type(v: Any) -> str:
@@ -131,26 +138,18 @@ def _json_type(v: Any) -> str:
     return "array" if isinstance(v, list) else "object"
 
 
-class _Repeated(Exception):
-    """An object repeats a key (JSON readers disagree on which value wins)."""
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise _Repeated
-    return obj
-
-
-def _types(value: Any, path: str, out: dict[str, set[str]]) -> None:
-    """JSON type of every value under ``path`` (``a.b`` inside objects, ``a[]`` for list items)."""
-    out.setdefault(path, set()).add(_json_type(value))
-    if isinstance(value, dict):
+def _types(value: Any, path: str, out: dict[str, set[str]]) -> int:
+    """Add the JSON type of every value under ``path`` (``a.b`` in objects, ``a[]`` for list items); count the keys."""
+    kind = _json_type(value)
+    out.setdefault(path, set()).add(kind)
+    keys = 0
+    if kind == "object":
         for k, v in value.items():
-            _types(v, f"{path}.{k}" if path else k, out)
-    elif isinstance(value, list):
+            keys += 1 + _types(v, f"{path}.{k}", out)
+    elif kind == "array":
         for v in value:
-            _types(v, path + "[]", out)
+            keys += _types(v, path + "[]", out)
+    return keys
 
 
 @dataclass
@@ -164,6 +163,7 @@ class _Shapes:
     ids: np.ndarray  # row -> shape
     firsts: np.ndarray  # shape -> its first row
     objects: list[dict[str, Any]]  # shape -> its first row, parsed
+    types: list[dict[str, set[str]]]  # shape -> JSON types of the values at each path
 
     @classmethod
     def of(cls, values: pl.Series, labels: pl.Series | None = None) -> _Shapes:
@@ -178,19 +178,25 @@ class _Shapes:
             values = values.str.replace_all("\n", " ", literal=True)
         text = values.str.join("\n").cast(pl.Binary).item() if len(values) else b""
         ids, firsts = _shape_ids(text, values)
+        reps = values.gather(pl.Series(firsts, dtype=pl.UInt32))
+        # Key tokens (a quote, then a colon) are at least the keys a reader
+        # keeps; more means a repeated key or a `":` inside a string: look closer.
+        tokens = reps.str.count_matches(r'"\s*:').to_list()
         objects: list[dict[str, Any]] = []
+        types: list[dict[str, set[str]]] = []
         repeated: list[int] = []
-        for k, row in enumerate(firsts.tolist()):
-            try:
-                obj = _parse(values[row], row, labels)
-            except _Repeated:
-                repeated.append(k)
-                obj = orjson.loads(values[row])
+        for k, (row, text_k) in enumerate(zip(firsts.tolist(), reps, strict=True)):
+            obj = _parse(text_k, row, labels)
             if not isinstance(obj, dict):
                 label = row if labels is None else labels[row]
                 raise InvalidPayloadError(row, label, f"the payload is a JSON {_json_type(obj)}, not an object")
+            found: dict[str, set[str]] = {}
+            keys = sum(1 + _types(v, name, found) for name, v in obj.items())
+            if keys != tokens[k] and _repeats(text_k):
+                repeated.append(k)
             objects.append(obj)
-        shapes = cls(values, nulls, labels, text, ids, firsts, objects)
+            types.append(found)
+        shapes = cls(values, nulls, labels, text, ids, firsts, objects, types)
         if repeated:
             # A repeated key keeps its last value, as the engine's reader
             # (orjson) does; Polars would keep the first. Those rows are
@@ -213,10 +219,7 @@ class _Shapes:
     def conflicts(self) -> None:
         """Raise :class:`SchemaConflictError` for the first field holding two JSON types."""
         seen: dict[str, dict[str, list[int]]] = {}
-        for k, obj in enumerate(self.objects):
-            types: dict[str, set[str]] = {}
-            for name, v in obj.items():
-                _types(v, name, types)
+        for k, types in enumerate(self.types):
             for path, kinds in types.items():
                 for kind in kinds - {"null"}:
                     seen.setdefault(path, {}).setdefault(kind, []).append(k)
@@ -284,12 +287,30 @@ class _Shapes:
 
 
 def _parse(text: str, row: int, labels: pl.Series | None) -> Any:
-    """One payload, parsed exactly (big integers stay integers); raises ``_Repeated``."""
+    """One payload, parsed (orjson; Python's reader for what orjson refuses, e.g. a lone surrogate)."""
     try:
-        return json.loads(text, object_pairs_hook=_no_repeats)
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
     except ValueError as e:  # JSONDecodeError, or a number Python will not convert
         label = row if labels is None else labels[row]
         raise InvalidPayloadError(row, label, f"the payload is not valid JSON ({e})") from None
+
+
+def _repeats(text: str) -> bool:
+    """Does an object of this (valid) JSON text repeat a key?"""
+    found = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal found
+        obj = dict(items)
+        found = found or len(obj) != len(items)
+        return obj
+
+    json.loads(text, object_pairs_hook=pairs)
+    return found
 
 
 def _in_python(values: pl.Series, name: str) -> pl.Series:
