@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -11,6 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lithair_lab as ll
+from builders import T0, json_lines
+from lithair_lab.formats import layout
+from lithair_lab.formats.envelope import Envelope
 from lithair_lab.frames import payload
 from lithair_lab.frames.payload import InvalidPayloadError, decode_objects
 
@@ -207,7 +211,19 @@ def test_a_row_that_is_not_a_json_object_is_named(texts: list[str], row: int, re
     with pytest.raises(InvalidPayloadError, match=reason) as e:
         decode_objects(pl.Series(texts), labels=pl.Series([10, 11, 12][: len(texts)]))
     assert e.value.row == row
-    assert f"row {10 + row}:" in str(e.value)
+    assert f"seq {10 + row}:" in str(e.value)
+
+
+def test_decode_payloads_names_the_file_line_and_offset_of_a_bad_payload(tmp_path: Path) -> None:
+    envs = [Envelope("ProductCreated", f"e{i}", T0 + i, p, f"k{i}") for i, p in enumerate(['{"a":1}', '{"a":1', "[2]"])]
+    (tmp_path / layout.ACTIVE).write_bytes(json_lines(envs))
+    first_line = len(json_lines(envs[:1]))
+    with pytest.raises(InvalidPayloadError) as e:
+        ll.decode_payloads(tmp_path)
+    assert e.value.path == Path(tmp_path.name, layout.ACTIVE)  # store, then file
+    assert f"{layout.ACTIVE}: seq 1, line 2, offset {first_line}: the payload is not valid JSON" in str(e.value)
+    with pytest.raises(InvalidPayloadError, match="seq 2, line 3, .*: the payload is a JSON array, not an object"):
+        ll.payload_schema(ll.read(tmp_path).filter(pl.col("seq") != 1))
 
 
 def test_a_value_that_does_not_fit_the_given_schema_raises_naming_its_row() -> None:

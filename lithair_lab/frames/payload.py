@@ -44,11 +44,12 @@ _HINT = "pass `schema={...}` to choose the type (values that do not fit become a
 
 
 class InvalidPayloadError(FormatError):
-    """A payload is not a JSON object; ``row`` is its position among the decoded strings."""
+    """A payload is not a JSON object (or does not fit the schema given); ``row`` is its position among the decoded strings."""
 
-    def __init__(self, row: int, label: object, reason: str) -> None:
+    def __init__(self, row: int, detail: str, *, where: str | None = None, path: Path | str = "payload") -> None:
         self.row = row
-        super().__init__("payload", f"row {label}: {reason}")
+        self.detail = detail
+        super().__init__(path, f"{where or f'row {row}'}: {detail}")
 
 
 def _select(frame: pl.LazyFrame, event_type: str | None, model: str | None) -> pl.LazyFrame:
@@ -91,11 +92,16 @@ def payload_schema(
     Raises
     ------
     SchemaConflictError
-        When a field holds values of different JSON types.
+        When a field holds values of different JSON types (a nested field is
+        named ``a.b``, the items of a list ``a[]``).
+    InvalidPayloadError
+        When a payload is not a JSON object; the message names its ``seq``.
     """
     rows = _rows(source, event_type, model)
-    labels = rows.get_column("seq") if "seq" in rows.columns else None
-    return _Shapes.of(rows.get_column(column), labels).schema(strict=True)
+    try:
+        return _Shapes.of(rows.get_column(column), rows.get_column("seq")).schema(strict=True)
+    except InvalidPayloadError as e:
+        raise _located(e, rows) from None
 
 
 # --- one row per shape ------------------------------------------------------------
@@ -188,8 +194,7 @@ class _Shapes:
         for k, (row, text_k) in enumerate(zip(firsts.tolist(), reps, strict=True)):
             obj = _parse(text_k, row, labels)
             if not isinstance(obj, dict):
-                label = row if labels is None else labels[row]
-                raise InvalidPayloadError(row, label, f"the payload is a JSON {_json_type(obj)}, not an object")
+                raise InvalidPayloadError(row, f"the payload is a JSON {_json_type(obj)}, not an object", where=_where(row, labels))
             found: dict[str, set[str]] = {}
             keys = sum(1 + _types(v, name, found) for name, v in obj.items())
             if keys != tokens[k] and _repeats(text_k):
@@ -266,14 +271,14 @@ class _Shapes:
             try:
                 pl.read_ndjson(self.values[row].encode(), schema=schema)
             except pl.exceptions.PolarsError as e:
-                return InvalidPayloadError(row, self.label(row), f"does not fit the schema {dict(schema)} ({e})")
+                return InvalidPayloadError(row, f"does not fit the schema {dict(schema)} ({e})", where=_where(row, self.labels))
             del k
         # Rows grouped with a valid one although they are not JSON: find one.
         for row, v in enumerate(self.values):
             try:
                 orjson.loads(v)
             except orjson.JSONDecodeError as e:
-                return InvalidPayloadError(row, self.label(row), f"the payload is not valid JSON ({e})")
+                return InvalidPayloadError(row, f"the payload is not valid JSON ({e})", where=_where(row, self.labels))
         return FormatError("payload", f"Polars cannot decode the payloads: {error}")
 
     def presence(self, fields: list[str]) -> pl.DataFrame:
@@ -295,8 +300,20 @@ def _parse(text: str, row: int, labels: pl.Series | None) -> Any:
     try:
         return json.loads(text)
     except ValueError as e:  # JSONDecodeError, or a number Python will not convert
-        label = row if labels is None else labels[row]
-        raise InvalidPayloadError(row, label, f"the payload is not valid JSON ({e})") from None
+        raise InvalidPayloadError(row, f"the payload is not valid JSON ({e})", where=_where(row, labels)) from None
+
+
+def _where(row: int, labels: pl.Series | None) -> str:
+    return f"row {row}" if labels is None else f"seq {labels[row]}"
+
+
+def _located(error: InvalidPayloadError, rows: pl.DataFrame) -> InvalidPayloadError:
+    """``error`` naming the record's file, line and byte offset when the frame has them."""
+    record = rows.row(error.row, named=True)
+    place = [f"seq {record['seq']}"]
+    place += [f"{k} {record[k]}" for k in ("line", "offset") if record.get(k) is not None]
+    path = Path(record["store"] or "", record["file"]) if record.get("file") else "payload"
+    return InvalidPayloadError(error.row, error.detail, where=", ".join(place), path=path)
 
 
 def _repeats(text: str) -> bool:
@@ -460,10 +477,14 @@ def decode_payloads(
     ------
     SchemaConflictError
         When the schema is inferred and a field's JSON type differs across rows.
+    InvalidPayloadError
+        When a payload is not a JSON object, or a value does not fit a given
+        ``schema``; the message names its ``seq``.
 
     See Also
     --------
     payload_schema : The inferred schema alone.
+    decode_objects : The decoder itself, on a Series of JSON strings.
     """
     rows = _rows(source, event_type, model)
     fields: list[str] | None = None
@@ -471,7 +492,10 @@ def decode_payloads(
         spec = _model_schema_file(Path(source), model)
         if spec is not None:
             fields = model_schema_fields(spec)
-    structs, _ = decode_objects(rows.get_column(column), schema=schema, labels=rows.get_column("seq"))
+    try:
+        structs, _ = decode_objects(rows.get_column(column), schema=schema, labels=rows.get_column("seq"))
+    except InvalidPayloadError as e:
+        raise _located(e, rows) from None
     decoded = structs.struct.unnest()
     if fields is not None:
         named = [pl.lit(None).alias(f) if f not in decoded.columns else pl.col(f) for f in fields]
