@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import lithair_lab as ll
 from lithair_lab.engine.importer import Importer, RawRecord, import_records
-from lithair_lab.engine.recovery import BATCH_FIELD
+from lithair_lab.formats.envelope import BATCH_FIELD
 from lithair_lab.engine.reducers import ReplayState
 from lithair_lab.formats import layout
 from lithair_lab.formats.envelope import Envelope

@@ -39,13 +39,13 @@ import orjson
 
 from ..errors import LithairLabError, StoreLockedError
 from ..formats import bincode, checkpoint, layout
-from ..formats.envelope import U64_MAX, Envelope, event_hash
+from ..formats.envelope import BATCH_FIELD, U64_MAX, Envelope, encode_line, event_hash
 from ..formats.jsonlines import frame_line
 from . import dedup
 from .config import StoreConfig
 from .dedup import DedupIndex
 from .lock import LOCK_NAME, DirectoryLock
-from .recovery import BATCH_FIELD, fsync_dir
+from .recovery import fsync_dir
 from .reducers import Reducer, ReducerRegistry, ReplayState
 from .store import _META, _publish
 
@@ -165,10 +165,17 @@ class Importer:
         _remove_leftovers(self.target)
         self._tmp = self.target.parent / f".{self.target.name}{_TMP_TAG}{uuid.uuid4().hex[:12]}"
         self._tmp.mkdir()
-        self._lock: DirectoryLock | None = DirectoryLock(self._tmp)
-        self._journal = open(self._tmp / layout.ACTIVE, "wb")  # noqa: SIM115 (closed in finish/abort)
-        self._ids = open(self._tmp / layout.DEDUP, "wb") if self._keep_ids else None  # noqa: SIM115
+        self._lock: DirectoryLock | None = None
+        self._journal: Any = None
+        self._ids: Any = None
         self._done = False
+        try:
+            self._lock = DirectoryLock(self._tmp)
+            self._journal = open(self._tmp / layout.ACTIVE, "wb")  # noqa: SIM115 (closed in finish/abort)
+            self._ids = open(self._tmp / layout.DEDUP, "wb") if self._keep_ids else None  # noqa: SIM115
+        except BaseException:
+            self.abort()
+            raise
 
     # ------------------------------------------------------------------ public
 
@@ -203,24 +210,31 @@ class Importer:
         prev = self._prev
         for rec in records:
             n = self._records
-            if isinstance(rec, RawRecord):
+            if type(rec) is RawRecord:
                 if binary:
                     raise self._bad(n, "a raw (non-envelope) record cannot be stored in a binary journal")
                 data = frame_line(rec.text.encode())
                 env: Envelope | None = None  # no hash: the chain runs on past it, as `verify_chain` reads it
                 self._raw += 1
             else:
-                ts = rec.timestamp
-                if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts <= U64_MAX:
+                et, key, ts, payload, agg, _, _, extra = rec
+                if type(ts) is not int or not 0 <= ts <= U64_MAX:  # bool is not int here
                     raise self._bad(n, f"timestamp {ts!r} is not an integer of u64 Unix seconds")
-                key = rec.event_id
-                if not isinstance(key, str) or "\n" in key or "\r" in key:
+                if type(key) is not str or "\n" in key or "\r" in key:
                     raise self._bad(n, f"`event_id` {key!r} is not a string without line breaks (`dedup.raftids` stores one id per line)")
-                if type(rec.payload) is not str:  # a str subclass (RawJSON) would not decode for the state
-                    rec = Envelope(*(getattr(rec, f) for f in _FIELDS[:3]), str(rec.payload), rec.aggregate_id, None, None, rec.extra)
-                env = self._chained(rec, prev, n) if chain else _unchained(rec)
-                prev = env.event_hash
-                data = self._encode(env, n)
+                if type(payload) is not str:  # a str subclass (RawJSON) would not decode for the state
+                    payload = str(payload)
+                try:
+                    if binary or (extra and extra.keys() - {BATCH_FIELD}):
+                        h = event_hash(et, key, ts, payload, agg, prev) if chain else None
+                        env = Envelope(et, key, ts, payload, agg, h, prev, _without_batch(extra))
+                        data = bincode.encode_frame(env) if binary else frame_line(env.to_json())
+                    else:  # the common case: the engine's own line encoder (hash and line in one call)
+                        data, h = encode_line(et, key, ts, payload, agg, prev, chain, 0)
+                        env = Envelope(et, key, ts, payload, agg, h, prev)
+                except (UnicodeEncodeError, TypeError, AttributeError, ValueError) as e:
+                    raise self._bad(n, f"cannot be encoded ({e})") from None
+                prev = h  # always None without a chain
                 if index.add(key):
                     ids.append(key.encode() + b"\n")
                 else:
@@ -301,24 +315,6 @@ class Importer:
 
     # --------------------------------------------------------------- internals
 
-    def _chained(self, rec: Envelope, prev: str | None, n: int) -> Envelope:
-        try:
-            h = event_hash(rec.event_type, rec.event_id, rec.timestamp, rec.payload, rec.aggregate_id, prev)
-        except (UnicodeEncodeError, TypeError, AttributeError) as e:
-            raise self._bad(n, f"cannot be hashed ({e})") from None
-        return Envelope(rec.event_type, rec.event_id, rec.timestamp, rec.payload, rec.aggregate_id, h, prev, rec.extra)
-
-    def _encode(self, env: Envelope, n: int) -> bytes:
-        try:
-            if self._binary:
-                return bincode.encode_frame(env)
-            extra = env.extra
-            if BATCH_FIELD in extra:  # the source's batch marks mean nothing here (the import is whole or absent)
-                env = Envelope(*(getattr(env, f) for f in _FIELDS), {k: v for k, v in extra.items() if k != BATCH_FIELD})
-            return frame_line(env.to_json())
-        except (UnicodeEncodeError, TypeError, AttributeError) as e:
-            raise self._bad(n, f"cannot be encoded ({e})") from None
-
     def _bad(self, n: int, what: str) -> LithairLabError:
         return LithairLabError(f"record {n} of the import into `{self.target}`: {what}\n\nnothing was written to `{self.target}`")
 
@@ -364,9 +360,6 @@ class Importer:
             self._lock = None
 
 
-_FIELDS = ("event_type", "event_id", "timestamp", "payload", "aggregate_id", "event_hash", "previous_hash")
-
-
 def import_records(
     into: str | os.PathLike[str],
     records: Iterable[Envelope | RawRecord],
@@ -402,10 +395,9 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _unchained(rec: Envelope) -> Envelope:
-    if rec.event_hash is None and rec.previous_hash is None:
-        return rec
-    return Envelope(rec.event_type, rec.event_id, rec.timestamp, rec.payload, rec.aggregate_id, None, None, rec.extra)
+def _without_batch(extra: dict[str, Any]) -> dict[str, Any]:
+    """Extra fields less the source's batch marks: they mean nothing here (an import is whole or absent)."""
+    return {k: v for k, v in extra.items() if k != BATCH_FIELD} if BATCH_FIELD in extra else extra
 
 
 def _refuse_non_empty(target: Path) -> None:
