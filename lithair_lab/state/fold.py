@@ -243,34 +243,6 @@ _DETAIL = {
 }
 
 
-def state_plan(flagged: pl.LazyFrame, decoded: pl.LazyFrame, fields: list[str]) -> pl.LazyFrame:
-    """The state frame's plan: life columns from ``flagged``, field values from ``decoded``.
-
-    ``decoded`` holds the contributing rows (from each live entity's base on)
-    with their field columns and presence flags. The result always has a
-    ``VALUE`` column (null for object values).
-    """
-    life = flagged.filter(pl.col("_in_life")).group_by(KEY).agg(
-        pl.when(pl.col(WEIGHT).is_not_null().any())
-        .then(pl.col(WEIGHT).sum().cast(pl.UInt32))
-        .alias(VERSION),
-        pl.col("timestamp").drop_nulls().last().alias(CHANGED_AT),
-        pl.col("seq").drop_nulls().last().alias(CHANGED_SEQ),
-    )
-    values = decoded.group_by(KEY).agg(
-        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last().alias(column_name(f)) for f in fields),
-        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias(VALUE),
-    )
-    # A value that is not an object is kept as its JSON text; a payload that
-    # is not JSON at all is applied as null, as the engine does.
-    valid = pl.col(VALUE).str.json_path_match("$").is_not_null() | (pl.col(VALUE).str.strip_chars() == "null")
-    return (
-        life.join(values, on=KEY, how="left")
-        .with_columns(pl.when(pl.col(VALUE).is_null() | valid).then(pl.col(VALUE)).otherwise(pl.lit("null")))
-        .sort(KEY)
-    )
-
-
 COLLISION_PREFIX = "payload."
 """Prefix of a payload field whose name is a state column (``_key`` -> ``payload._key``)."""
 
@@ -480,6 +452,8 @@ def fold_chunk(
             raise
         return fold_chunk(carried, rows, name=name, anomalies=anomalies, check_json=True)
     old_fields, old_text = (carried.fields, carried.text) if carried is not None else ([], set())
+    given = [c.removeprefix(FIELD) for c in window.columns if c.startswith(FIELD)]  # rows decoded already
+    old_fields = [*old_fields, *(f for f in given if f not in old_fields)]
     fields = [*old_fields, *(f for f in fields if f not in old_fields)]
     parts = _unify([contributing.filter(done), decoded], fields, old_text, text)
     text = parts.pop()
@@ -577,3 +551,51 @@ def finish(carried: Carried | None) -> pl.DataFrame:
     if state[VALUE].null_count() == state.height:
         state = state.drop(VALUE)
     return state
+
+
+NEXT = "_next"
+"""In a version index: the ``ORD`` of the entity's next event (the version holds until it)."""
+_NEVER = 2**62
+
+
+def versions(decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """Every version of every entity: the state after each of its events, as carried rows.
+
+    ``decoded`` holds a model's fold rows, decoded (:func:`decode_rows`),
+    sorted by ``(KEY, ORD)``. Each event that leaves the entity live gives one
+    row in the form of :class:`Carried` rows, plus ``ORD`` (the event) and
+    ``NEXT`` (the entity's next event): the state after the first ``p``
+    records is made of the rows with ``ORD < p <= NEXT``. The rules are
+    those of :func:`fold_chunk` (a life after each delete, a base from which
+    fields merge), computed for every prefix at once.
+    """
+    delete = (pl.col("action") == "delete").cast(pl.UInt32)
+    prev = pl.when(pl.col(KEY) == pl.col(KEY).shift(1)).then(pl.col("action").shift(1))
+    live_before = prev.is_not_null() & (prev != "delete")
+    frame = decoded.with_row_index("_i").with_columns(
+        (delete.cum_sum() - delete).over(KEY).alias("_life"),
+        (live_before.not_() | (pl.col("action") == "upsert") | pl.col(IS_OBJ).not_()).alias("_base"),
+        pl.col(ORD).shift(-1).over(KEY).fill_null(_NEVER).alias(NEXT),
+    ).with_columns(pl.col("_base").cast(pl.UInt32).cum_sum().over(KEY).alias("_seg"))
+    life, seg = [KEY, "_life"], [KEY, "_seg"]
+    last = {f: pl.when(pl.col(PRESENT + f)).then(pl.col("_i")).forward_fill().over(seg) for f in fields}
+    weights = pl.col(WEIGHT).is_not_null().cum_sum().over(life) > 0
+    return frame.select(
+        KEY,
+        ORD,
+        NEXT,
+        pl.col("seq").forward_fill().over(life),
+        pl.col("timestamp").forward_fill().over(life),
+        pl.when(weights).then(pl.col(WEIGHT).fill_null(0).cum_sum().over(life)).cast(pl.UInt32).alias(WEIGHT),
+        pl.when(pl.col(IS_OBJ).not_()).then(pl.col("payload")).alias("payload"),
+        IS_OBJ,
+        *(pl.col(FIELD + f).gather(last[f]) for f in fields),
+        *(last[f].is_not_null().alias(PRESENT + f) for f in fields),
+        (pl.col("action") == "delete").alias("_gone"),
+    ).filter(pl.col("_gone").not_()).drop("_gone")
+
+
+def versions_at(index: pl.DataFrame, position: int | None) -> pl.DataFrame:
+    """The rows of a version index that make the state after the first ``position`` records (None: all)."""
+    p = _NEVER if position is None else position
+    return index.filter((pl.col(ORD) < p) & (pl.col(NEXT) >= p))

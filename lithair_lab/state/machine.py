@@ -11,11 +11,9 @@ import orjson
 
 import polars as pl
 
-from lithair_lab.engine.reducers import ReducerRegistry
+from lithair_lab.engine.reducers import ReducerRegistry, ReplayState
 
 from . import fold
-from lithair_lab.engine.reducers import ReplayState
-
 from .at import (
     EVENT_COLUMNS,
     Reducers,
@@ -27,13 +25,10 @@ from .at import (
     replay_rows,
     warn_anomalies,
 )
-from .columns import CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, VALUE, VERSION
 from .diff import diff_states
 from .moment import Moment, moment
 from .source import History, Source, Start, load
 
-CHECKPOINTS = 128
-"""Default number of in-memory checkpoints over a history."""
 MIN_EVERY = 2048
 """Fewest records between two checkpoints."""
 REPLAY_CHECKPOINTS = 256
@@ -41,12 +36,14 @@ REPLAY_CHECKPOINTS = 256
 
 
 class TimeMachine:
-    """One history decoded once, with in-memory checkpoints, for many ``state_at`` queries.
+    """One history decoded once, indexed by version, for many ``state_at`` queries.
 
-    Every payload is decoded when the machine is built, and the state is
-    folded to a checkpoint every ``every`` records. A query starts from the
-    latest checkpoint at or before its moment and folds at most ``every``
-    decoded records on top, so its cost does not grow with the history.
+    Every payload is decoded when the machine is built, and every version of
+    every entity (its state after each of its events) is kept with the
+    position of that event and of the entity's next one. The state at a
+    position is then one filter of that index (the versions current there),
+    and a time is a position in a log whose timestamps do not go back (as
+    Lithair writes them), so a query's cost does not depend on the moment.
 
     Parameters
     ----------
@@ -54,13 +51,14 @@ class TimeMachine:
         A data directory or an event frame from :func:`lithair_lab.scan`
         (one store).
     every
-        Records between two checkpoints; default: the history split in
-        :data:`CHECKPOINTS` parts (at least :data:`MIN_EVERY` records each).
+        Only with custom reducers: records between two checkpoints of the
+        engine's replay state (default: the history split in
+        :data:`REPLAY_CHECKPOINTS` parts, at least :data:`MIN_EVERY` records each).
     reducers
         Custom reducers, as for :func:`state_at`. When the history holds
         events of a custom type, the machine keeps the engine's replay state
-        every ``every`` records (:data:`REPLAY_CHECKPOINTS` by default) and
-        a query replays, in Python, the records after the nearest one.
+        every ``every`` records and a query replays, in Python, the records
+        after the nearest one.
     on_damage
         For a directory, as for :func:`lithair_lab.scan`: ``"raise"`` (default)
         at the first damaged record, or ``"report"`` to fold the intact ones
@@ -70,8 +68,6 @@ class TimeMachine:
     ----------
     events
         Records in the history.
-    every
-        Records between two checkpoints.
     anomalies
         Every anomaly of the history (schema ``ANOMALY_SCHEMA``).
     first_time, last_time
@@ -79,9 +75,12 @@ class TimeMachine:
 
     Notes
     -----
-    On 1,000,000 events over 10,000 entities (``benchmarks/bench_state.py``)
-    the build takes about 1.7 times reading the log, holds 132 MiB, and a
-    query costs 12-18 ms of CPU time.
+    The frames answer as :func:`lithair_lab.state_at` does (same columns:
+    the fields some live entity holds). In a history whose clock goes back
+    (or has records without a time), the records up to a time are not a
+    prefix; a time query there folds the decoded records stamped up to it,
+    which costs a pass over them. ``benchmarks/bench_state.py`` measures the
+    build time, the memory held and the query latency on 1,000,000 events.
 
     Warns
     -----
@@ -120,61 +119,39 @@ class TimeMachine:
         if self._custom:
             self._build_replay(events, start, every or max(MIN_EVERY, math.ceil(n / REPLAY_CHECKPOINTS)))
             return
-        self.every = every if every is not None else max(MIN_EVERY, math.ceil(n / CHECKPOINTS))
+        self.every = every
         rows = fold.crud_rows(events)
         base = fold.start_rows(start.models, start.versions) if start is not None else {}
         found = list(rows.anomalies)
-        self._models = {}
-        self._has_value: dict[str, bool] = {}
-        self._suffix_min: dict[str, pl.Series] = {}
+        # A time is a position when the clock never goes back: the records up
+        # to it are then the first ones, which the version index answers.
+        self._prefix_times = times.null_count() == 0 and times.is_sorted()
+        self._index: dict[str, fold.Carried] = {}
+        self._decoded: dict[str, pl.DataFrame] = {}
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold.flag_rows(model.rows.lazy(), check_json=True).collect()
             found.append(fold.anomalies_of(flagged.lazy(), name).collect())
-            decoded, fields, _ = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
-            # Keep what a fold reads: the payload text only where the value is not an object.
-            decoded = decoded.drop("event_type", "event_id", "op").with_columns(
-                pl.when(pl.col(fold.IS_OBJ).not_()).then(pl.col("payload"))
-            )
-            decoded = decoded.sort(fold.ORD)
-            self._models[name] = fold.ModelRows(decoded, fields)
-            # suffix_min[i]: the earliest timestamp from row i on (non-decreasing),
-            # so the rows a time query needs end where it passes the moment.
-            self._suffix_min[name] = decoded["timestamp"].reverse().cum_min().reverse().fill_null(strategy="forward").fill_null(strategy="backward")
-            self._has_value[name] = bool(decoded.select((pl.col(fold.IS_OBJ).not_() & (pl.col("action") != "delete")).any()).item())
-        self._names = sorted({*self._models, *(str(m) for m in h.events["model"].drop_nulls().unique())})
+            decoded, fields, text = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
+            self._index[name] = fold.Carried(fold.versions(decoded, fields), fields, text)
+            if not self._prefix_times:
+                self._decoded[name] = decoded.drop("event_id").with_columns(pl.lit(value=True).alias(fold.DECODED))
+        self._names = sorted({*self._index, *(str(m) for m in h.events["model"].drop_nulls().unique())})
         self.anomalies = _concat_anomalies(found)
-        # Checkpoint i holds the state after the first `_positions[i]` records;
-        # `_latest[i]` is the latest timestamp among them.
-        prefix_max = events["timestamp"].cum_max()
-        self._sorted_times = events["timestamp"].drop_nulls().sort()
-        self._positions: list[int] = []
-        self._latest: list[dt.datetime | None] = []
-        self._states: list[dict[str, pl.DataFrame]] = []
-        state: dict[str, pl.DataFrame] = {}
-        p = self._first
-        while True:
-            self._positions.append(p)
-            self._latest.append(prefix_max[p - self._first - 1] if p > self._first else None)
-            self._states.append(state)
-            if p >= self.events:
-                break
-            nxt = min(p + self.every, self.events)
-            state = self._fold(state, p, Moment(position=nxt))
-            p = nxt
-        # The decoded rows now hold everything queries read; drop the raw frame.
+        self._seqs = events["seq"].cast(pl.Int64)
+        self._sorted_times = times.drop_nulls().sort()
+        self._times = times
+        # The index holds everything queries read; drop the raw frame.
         self._history = History(h.events.clear(), h.start, h.path)
         warn_anomalies(self.anomalies, stacklevel=3)
 
     def estimated_size(self, unit: str = "mb") -> float:
-        """Memory held by the decoded rows and the checkpoints (as ``pl.DataFrame.estimated_size``)."""
-        frames = [m.rows for m in self._models.values()]
-        frames += [f for state in self._states for f in state.values()]
-        size = sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
+        """Memory held by the version index (and the replay checkpoints), as ``pl.DataFrame.estimated_size``."""
         if self._custom:
             scale = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}[unit]
-            size += self._events.estimated_size(unit) + sum(len(r) for r in self._replays) / scale  # type: ignore[arg-type]
-        return size
+            return self._events.estimated_size(unit) + sum(len(r) for r in self._replays) / scale  # type: ignore[arg-type]
+        frames = [c.rows for c in self._index.values()] + list(self._decoded.values())
+        return sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
 
     @property
     def horizon(self) -> Moment | None:
@@ -190,20 +167,42 @@ class TimeMachine:
         """The state at a moment; arguments and result as :func:`lithair_lab.state_at`."""
         m = moment(at, position=position, seq=seq)
         self._history.check_horizon(m)
-        i = self._checkpoint_for(m)
         if self._custom:
-            frames = self._replay(i, m)
+            frames = self._replay(self._checkpoint_for(m), m)
+        elif m.time is not None and not self._prefix_times:
+            frames = self._fold_until(m.time)
         else:
-            frames = self._fold(self._states[i], self._positions[i], m)
-        state = State({name: frames.get(name, self._empty(name)) for name in self._names})
+            p = self._position_of(m)
+            frames = {
+                name: fold.finish(fold.Carried(fold.versions_at(c.rows, p), c.fields, c.text))
+                for name, c in self._index.items()
+            }
+        state = State({name: frames.get(name, empty_state()) for name in self._names})
         state.moment = m
         limit = self.events if m.position is None else min(m.position, self.events)
         state.events = limit if m.time is None else self._count_until(m.time)
         state.anomalies = self.anomalies.filter(m.mask())
         return state
 
+    def _position_of(self, m: Moment) -> int | None:
+        """The position whose prefix is the moment (None: every record)."""
+        if m.position is not None:
+            return m.position
+        if m.time is not None:
+            i = int(self._times.search_sorted(m.time, side="right"))
+            return int(self._seqs[i]) if i < len(self._seqs) else None
+        return None
+
+    def _fold_until(self, t: dt.datetime) -> dict[str, pl.DataFrame]:
+        """The state at a time of a history whose clock goes back: its decoded rows stamped up to it, folded."""
+        frames = {}
+        for name, rows in self._decoded.items():
+            mine = rows.filter((pl.col("timestamp") <= t) | pl.col(fold.START))
+            frames[name] = fold.finish(fold.fold_chunk(None, mine, name=name, anomalies=False)[0]) if mine.height else empty_state()
+        return frames
+
     def _checkpoint_for(self, m: Moment) -> int:
-        """The latest checkpoint whose records all belong to the moment ``m``."""
+        """The latest replay checkpoint whose records all belong to the moment ``m``."""
         if m.position is not None:
             return max(bisect.bisect_right(self._positions, m.position) - 1, 0)
         if m.time is not None:
@@ -219,7 +218,7 @@ class TimeMachine:
         # engine's replay, keeping the state every `every` records as compact
         # JSON; a query replays at most `every` records from one of them.
         self.every = every
-        self._models, self._has_value = {}, {}
+        self._index, self._decoded = {}, {}
         self._events = events.select(EVENT_COLUMNS)
         replay = ReplayState(self._registry)
         if start is not None:
@@ -240,7 +239,6 @@ class TimeMachine:
         head = fold_history(self._history, Moment(), self._registry, warn=False)
         self.anomalies = head.anomalies
         self._names = sorted(head)
-        self._states = []
         self._history = History(self._history.events.clear(), self._history.start, self._history.path)
         warn_anomalies(self.anomalies, stacklevel=4)
 
@@ -260,84 +258,9 @@ class TimeMachine:
         """What changed between two moments, as :func:`lithair_lab.diff`."""
         return diff_states(self.state_at(t1), self.state_at(t2))
 
-    def _fold(self, base: dict[str, pl.DataFrame], position: int, m: Moment) -> dict[str, pl.DataFrame]:
-        """The state at ``m`` from ``base``, the state after ``position`` records.
-
-        One lazy plan per model, collected together: only the entities the
-        records in between touch are folded again; the others are copied.
-        """
-        plans = {}
-        for name, model in self._models.items():
-            rows = model.rows
-            # From the first record on, the rows of a compacted history's
-            # starting state (ORD -1) come first.
-            lo = 0 if position <= self._first else rows[fold.ORD].search_sorted(position, side="left")
-            if m.position is not None:
-                hi = rows[fold.ORD].search_sorted(m.position, side="left")
-            elif m.time is not None:
-                hi = self._suffix_min[name].search_sorted(m.time, side="right")
-            else:
-                hi = rows.height
-            frame = base.get(name)
-            if hi <= lo:
-                if frame is not None:
-                    plans[name] = frame.lazy()
-                continue
-            window = rows.slice(lo, hi - lo).lazy()
-            if m.time is not None:
-                window = window.filter((pl.col("timestamp") <= m.time) | pl.col(fold.START))
-            columns = [*STATE_META, *map(fold.column_name, model.fields or []), *([VALUE] if self._has_value[name] else [])]
-            if frame is not None and frame.height:
-                keys = window.select(KEY).unique()
-                start = _as_start(frame.lazy().join(keys, on=KEY, how="semi"), model.fields)
-                window = pl.concat([start, window], how="diagonal_relaxed")
-            flagged = fold.flag_rows(window, check_json=False)
-            plan = fold.state_plan(flagged, flagged.filter(pl.col("_contributes")), model.fields or [])
-            if frame is not None and frame.height:
-                untouched = frame.lazy().join(keys, on=KEY, how="anti")
-                plan = pl.concat([untouched.select(columns), plan.select(columns)], how="vertical_relaxed").sort(KEY)
-            plans[name] = plan.select(columns)
-        names = list(plans)
-        # Per-query plans are small: the in-memory engine runs them about twice
-        # as fast as the streaming one (measured in benchmarks/bench_state.py).
-        return dict(zip(names, pl.collect_all([plans[n] for n in names], engine="in-memory"), strict=True))
-
-    def _empty(self, name: str) -> pl.DataFrame:
-        model = self._models.get(name)
-        if model is None:
-            return empty_state()
-        schema = {**STATE_META, **{fold.column_name(f): model.rows.schema[fold.FIELD + f] for f in model.fields or []}}
-        if self._has_value.get(name):
-            schema[VALUE] = pl.String()
-        return pl.DataFrame(schema=schema)
-
     def _count_until(self, t: dt.datetime) -> int:
         return self._first + int(self._sorted_times.search_sorted(t, side="right"))
 
     def __repr__(self) -> str:
-        return (
-            f"<TimeMachine {self.events:,} records, {len(self._positions)} checkpoints every {self.every:,},"
-            f" models {', '.join(self._names)}>"
-        )
-
-
-def _as_start(state: pl.LazyFrame, fields: list[str] | None) -> pl.LazyFrame:
-    """A state frame as decoded fold rows standing for it (one per entity)."""
-    has_value = VALUE in state.collect_schema()
-    return state.select(
-        pl.col(KEY),
-        pl.lit(-1, pl.Int64).alias(fold.ORD),
-        pl.col(CHANGED_SEQ).alias("seq"),
-        pl.col(CHANGED_AT).alias("timestamp"),
-        pl.lit(None, pl.String).alias("event_type"),
-        pl.lit(None, pl.String).alias("event_id"),
-        pl.lit(None, pl.String).alias("op"),
-        pl.lit("upsert").alias("action"),
-        (pl.col(VALUE).fill_null("{}") if has_value else pl.lit("{}")).alias("payload"),
-        pl.col(VERSION).alias(fold.WEIGHT),
-        pl.lit(value=True).alias(fold.START),
-        (pl.col(VALUE).is_null() if has_value else pl.lit(value=True)).alias(fold.IS_OBJ),
-        pl.lit(value=True).alias("_valid"),
-        *(pl.col(fold.column_name(f)).alias(fold.FIELD + f) for f in fields or []),
-        *(pl.lit(value=True).alias(fold.PRESENT + f) for f in fields or []),
-    )
+        how = f"{len(self._positions)} replay checkpoints every {self.every:,}" if self._custom else "indexed by version"
+        return f"<TimeMachine {self.events:,} records, {how}, models {', '.join(self._names)}>"
