@@ -550,6 +550,104 @@ static int64_t type_code(Types *T, const unsigned char *s, size_t len) {
     return (int64_t)T->n++;
 }
 
+/* Row i's string field `key` is the `*o - s` bytes just written at s in P->data: make
+ * its view (inline bytes give their room back; an event type points at the part's
+ * copy of it). 0: the reference path decides (or out of memory: P->failed). */
+static int keep_string(Part *P, size_t i, int key, unsigned char *s, unsigned char **o) {
+    View *v = &P->views[key][i];
+    size_t len = (size_t)(*o - s), at = (size_t)(s - P->data);
+    if (key == S_EVENT_TYPE) {
+        int64_t code = type_code(&P->types, s, len);
+        if (code < 0) {
+            P->failed = 1;
+            return 0;
+        }
+        *o = s;
+        *v = P->types.views[code];
+        P->type_code[i] = (uint32_t)code;
+        set_valid(P->valid[C_TYPE_CODE], i);
+    } else {
+        if (len > UINT32_MAX || at > UINT32_MAX) return 0;
+        memset(v, 0, sizeof *v);
+        v->len = (uint32_t)len;
+        if (len <= 12) {
+            memcpy(v->u.inline_data, s, len);
+            *o = s;
+        } else {
+            memcpy(v->u.ref.prefix, s, 4);
+            v->u.ref.buffer = 0;
+            v->u.ref.offset = (uint32_t)at;
+        }
+    }
+    set_valid(P->valid[C_STR0 + key], i);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Binary frames (FORMATS.md section 3): u64 LE length, then a bincode-2 envelope. */
+
+/* A bincode-2 varint (as bincode.py reads it, non-minimal forms included); 0 at a bad tag or the end. */
+static int bin_varint(const unsigned char **pp, const unsigned char *end, uint64_t *v) {
+    const unsigned char *p = *pp;
+    if (p >= end) return 0;
+    unsigned char tag = *p++;
+    size_t n = tag < 251 ? 0 : tag == 0xFB ? 2 : tag == 0xFC ? 4 : tag == 0xFD ? 8 : 9;
+    if (n == 9 || (size_t)(end - p) < n) return 0;
+    uint64_t x = tag < 251 ? tag : 0;
+    for (size_t k = 0; k < n; k++) x |= (uint64_t)p[k] << (8 * k);
+    *v = x;
+    *pp = p + n;
+    return 1;
+}
+
+/* A bincode string into row i's field `key`, its UTF-8 checked as Python's strict decoder does. */
+static int bin_string(Part *P, size_t i, int key, const unsigned char **pp, const unsigned char *end, unsigned char **o) {
+    uint64_t len;
+    if (!bin_varint(pp, end, &len) || len > (uint64_t)(end - *pp)) return 0;
+    const unsigned char *p = *pp, *stop = p + len;
+    unsigned char *s = *o;
+    while (p < stop) {
+        const unsigned char *ascii = p;
+#ifdef __SSE2__
+        while (stop - p >= 16 && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p))) p += 16;
+#endif
+        while (p < stop && *p < 0x80) p++;
+        memcpy(*o, ascii, (size_t)(p - ascii));
+        *o += p - ascii;
+        if (p < stop) {
+            int n = utf8_seq(p, stop);
+            if (!n) return 0;
+            memcpy(*o, p, (size_t)n);
+            *o += n;
+            p += n;
+        }
+    }
+    *pp = stop;
+    return keep_string(P, i, key, s, o);
+}
+
+/* Decode a frame body into row i of P, as bincode.decode_body does (Era B bodies may stop
+ * before any Option field: those are None). 0: the reference path decides. */
+static int parse_bincode(Part *P, size_t i, const unsigned char *body, size_t n, unsigned char **out) {
+    const unsigned char *p = body, *end = body + n;
+    unsigned char *o = *out;
+    uint64_t ts;
+    if (!bin_string(P, i, S_EVENT_TYPE, &p, end, &o) || !bin_string(P, i, S_EVENT_ID, &p, end, &o)) return 0;
+    if (!bin_varint(&p, end, &ts) || ts > (uint64_t)INT64_MAX) return 0;
+    P->ts[i] = (int64_t)ts;
+    set_valid(P->valid[C_TS], i);
+    if (!bin_string(P, i, S_PAYLOAD, &p, end, &o)) return 0;
+    for (int key = S_AGGREGATE_ID; key <= S_PREVIOUS_HASH && p < end; key++) {
+        unsigned char tag = *p++;
+        if (tag == 1) {
+            if (!bin_string(P, i, key, &p, end, &o)) return 0;
+        } else if (tag != 0) return 0;
+    }
+    if (p != end) return 0; /* trailing bytes */
+    *out = o;
+    return 1;
+}
+
 /* Decode the envelope `body` into row i of P (string bytes at *out). 0: the reference path decides. */
 static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n, unsigned char **out) {
     const unsigned char *p = body, *end = body + n;
@@ -575,34 +673,7 @@ static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n
                 if (*p++ != '"') return 0;
                 unsigned char *s = o;
                 o = parse_string(&p, end, o);
-                if (!o) return 0;
-                size_t len = (size_t)(o - s);
-                if (key == S_EVENT_TYPE) { /* a view of the part's copy of the type: the bytes here are not kept */
-                    int64_t code = type_code(&P->types, s, len);
-                    if (code < 0) {
-                        P->failed = 1;
-                        return 0;
-                    }
-                    o = s;
-                    *v = P->types.views[code];
-                    P->type_code[i] = (uint32_t)code;
-                    set_valid(P->valid[C_TYPE_CODE], i);
-                    set_valid(P->valid[C_STR0 + key], i);
-                    goto next;
-                }
-                size_t at = (size_t)(s - P->data);
-                if (len > UINT32_MAX || at > UINT32_MAX) return 0;
-                memset(v, 0, sizeof *v);
-                v->len = (uint32_t)len;
-                if (len <= 12) {
-                    memcpy(v->u.inline_data, s, len);
-                    o = s; /* inline: the bytes need no room in the data buffer */
-                } else {
-                    memcpy(v->u.ref.prefix, s, 4);
-                    v->u.ref.buffer = 0;
-                    v->u.ref.offset = (uint32_t)at;
-                }
-                set_valid(P->valid[C_STR0 + key], i);
+                if (!o || !keep_string(P, i, key, s, &o)) return 0;
             }
         } else if (key == K_TIMESTAMP) {
             if (!parse_int(&p, end, &P->ts[i])) return 0;
@@ -616,7 +687,6 @@ static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n
                 set_valid(P->valid[C_FOLLOWS], i);
             }
         }
-    next:
         if (p >= end) return 0;
         if (*p == ',') {
             p++;
@@ -642,20 +712,13 @@ static void clear_row(Part *P, size_t i) {
 
 typedef struct {
     Part *part;
-    const unsigned char *lo, *hi; /* whole lines */
+    const unsigned char *lo, *hi; /* whole lines, or whole frames */
+    int binary;
 } Job;
 
-static void *decode_part(void *arg) {
-    Job *job = arg;
-    Part *P = job->part;
-    const unsigned char *p = job->lo, *end = job->hi;
-    size_t n_lines = 0;
-    for (const unsigned char *q = p; q < end; n_lines++) {
-        const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
-        q = nl ? nl + 1 : end;
-    }
-    P->n_lines = n_lines;
-    size_t cap = n_lines ? n_lines : 1, bits = (cap + 7) / 8, data_cap = (size_t)(end - p) + 64;
+/* Room for `cap` rows and `data_cap` bytes of strings; 0 when out of memory. */
+static int part_alloc(Part *P, size_t cap, size_t data_cap) {
+    size_t bits = (cap + 7) / 8;
     P->start = malloc(cap * 8);
     P->line = malloc(cap * 8);
     P->flags = malloc(cap);
@@ -668,11 +731,34 @@ static void *decode_part(void *arg) {
     int ok = P->start && P->line && P->flags && P->ts && P->follows && P->type_code && P->data && P->types.data;
     for (int s = 0; s < N_STR; s++) ok = ok && (P->views[s] = malloc(cap * sizeof(View))) != NULL;
     for (int c = C_TS; c < N_COLS; c++) ok = ok && (P->valid[c] = calloc(bits, 1)) != NULL;
-    if (!ok) {
-        P->failed = 1;
-        return NULL;
+    if (!ok) P->failed = 1;
+    else advise_huge_pages(P->data, data_cap);
+    return ok;
+}
+
+/* The part holds `n` rows and its strings end at `out`: sizes and null counts. */
+static void part_done(Part *P, size_t n, const unsigned char *out) {
+    P->n = n;
+    P->data_size[0] = (int64_t)(out - P->data);
+    P->data_size[1] = (int64_t)P->types.len;
+    for (int c = C_TS; c < N_COLS; c++) {
+        int64_t valid = 0;
+        for (size_t b = 0; b < n / 8; b++) valid += __builtin_popcount(P->valid[c][b]);
+        for (size_t r = n / 8 * 8; r < n; r++) valid += (P->valid[c][r >> 3] >> (r & 7)) & 1;
+        P->nulls[c] = (int64_t)n - valid;
     }
-    advise_huge_pages(P->data, data_cap);
+}
+
+static void decode_lines(Job *job) {
+    Part *P = job->part;
+    const unsigned char *p = job->lo, *end = job->hi;
+    size_t n_lines = 0;
+    for (const unsigned char *q = p; q < end; n_lines++) {
+        const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
+        q = nl ? nl + 1 : end;
+    }
+    P->n_lines = n_lines;
+    if (!part_alloc(P, n_lines ? n_lines : 1, (size_t)(end - p) + 64)) return;
     unsigned char *out = P->data;
     size_t i = 0;
     for (int64_t index = 0; p < end; index++) {
@@ -709,15 +795,42 @@ static void *decode_part(void *arg) {
         }
         p = nl ? nl + 1 : end;
     }
-    P->n = i;
-    P->data_size[0] = (int64_t)(out - P->data);
-    P->data_size[1] = (int64_t)P->types.len;
-    for (int c = C_TS; c < N_COLS; c++) {
-        int64_t valid = 0;
-        for (size_t b = 0; b < i / 8; b++) valid += __builtin_popcount(P->valid[c][b]);
-        for (size_t r = i / 8 * 8; r < i; r++) valid += (P->valid[c][r >> 3] >> (r & 7)) & 1;
-        P->nulls[c] = (int64_t)i - valid;
+    part_done(P, i, out);
+}
+
+static uint64_t frame_length(const unsigned char *p) {
+    uint64_t n = 0;
+    for (int k = 0; k < 8; k++) n |= (uint64_t)p[k] << (8 * k);
+    return n;
+}
+
+static void decode_frames(Job *job) {
+    Part *P = job->part;
+    const unsigned char *p = job->lo, *end = job->hi;
+    size_t n = 0;
+    for (const unsigned char *q = p; q < end; n++) q += 8 + frame_length(q);
+    if (!part_alloc(P, n ? n : 1, (size_t)(end - p) + 64)) return;
+    unsigned char *out = P->data;
+    size_t i = 0;
+    for (; p < end; i++) {
+        uint64_t len = frame_length(p);
+        P->start[i] = (int64_t)(p - job->lo);
+        P->line[i] = 0;
+        clear_row(P, i);
+        P->flags[i] = 0;
+        if (!parse_bincode(P, i, p + 8, (size_t)len, &out)) {
+            clear_row(P, i);
+            P->flags[i] = F_SLOW;
+        }
+        p += 8 + len;
     }
+    part_done(P, i, out);
+}
+
+static void *decode_job(void *arg) {
+    Job *job = arg;
+    if (job->binary) decode_frames(job);
+    else decode_lines(job);
     return NULL;
 }
 
@@ -873,55 +986,23 @@ PyDoc_STRVAR(decode_envelopes_doc,
 "``event_id``, ``payload``, ``aggregate_id``, ``event_hash``, ``previous_hash``.\n"
 "Fields of a flagged row are null.");
 
-static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer view;
-    int threads = 2;
-    if (!PyArg_ParseTuple(args, "y*|i:decode_envelopes", &view, &threads)) return NULL;
-    const unsigned char *buf = view.buf, *end = buf + view.len;
-    size_t size = (size_t)view.len;
-    /* Parts: at most `threads`, none under MIN_PART, none over 1 GiB (32-bit view offsets). */
-    size_t n_parts = threads < 1 ? 1 : (size_t)threads;
-    if (n_parts > size / MIN_PART) n_parts = size / MIN_PART ? size / MIN_PART : 1;
-    if (n_parts < (size >> 30) + 1) n_parts = (size >> 30) + 1;
-    if (n_parts > MAX_PARTS) n_parts = MAX_PARTS;
-    Job jobs[MAX_PARTS];
+/* Decode the parts (the GIL released, one thread each), release `view`, and build the
+ * result of decode_envelopes / decode_frames: a list of (columns, types). */
+static PyObject *run_jobs(Job *jobs, size_t used, int oom, Py_buffer *view) {
+    const unsigned char *buf = view->buf;
     pthread_t tids[MAX_PARTS];
     int started[MAX_PARTS] = {0};
-    int oom = 0;
-    const unsigned char *lo = buf;
-    size_t used = 0;
-    for (size_t k = 0; k < n_parts; k++) {
-        const unsigned char *hi = end;
-        if (k + 1 < n_parts) {
-            const unsigned char *target = buf + size / n_parts * (k + 1);
-            if (target < lo) target = lo;
-            const unsigned char *nl = memchr(target, '\n', (size_t)(end - target));
-            hi = nl ? nl + 1 : end;
-        }
-        Part *P = calloc(1, sizeof *P);
-        if (!P) {
-            oom = 1;
-            break;
-        }
-        P->refs = 1;
-        jobs[k].part = P;
-        jobs[k].lo = lo;
-        jobs[k].hi = hi;
-        used++;
-        lo = hi;
-    }
-    if (!oom) {
+    if (!oom && used) {
         Py_BEGIN_ALLOW_THREADS
-        for (size_t k = 1; k < used; k++) started[k] = pthread_create(&tids[k], NULL, decode_part, &jobs[k]) == 0;
-        decode_part(&jobs[0]);
+        for (size_t k = 1; k < used; k++) started[k] = pthread_create(&tids[k], NULL, decode_job, &jobs[k]) == 0;
+        decode_job(&jobs[0]);
         for (size_t k = 1; k < used; k++) {
             if (started[k]) pthread_join(tids[k], NULL);
-            else decode_part(&jobs[k]);
+            else decode_job(&jobs[k]);
         }
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&view);
+    PyBuffer_Release(view);
     /* Offsets and line indexes of each part, relative to the whole buffer. */
     int64_t line_base = 0;
     for (size_t k = 0; k < used; k++) {
@@ -973,6 +1054,98 @@ static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
     return result;
 }
 
+
+/* Parts: at most `threads`, none under MIN_PART, none over 1 GiB (32-bit view offsets). */
+static size_t n_parts_for(size_t size, int threads) {
+    size_t n = threads < 1 ? 1 : (size_t)threads;
+    if (n > size / MIN_PART) n = size / MIN_PART ? size / MIN_PART : 1;
+    if (n < (size >> 30) + 1) n = (size >> 30) + 1;
+    return n > MAX_PARTS ? MAX_PARTS : n;
+}
+
+static Part *part_new(void) {
+    Part *P = calloc(1, sizeof *P);
+    if (P) P->refs = 1;
+    return P;
+}
+
+static PyObject *decode_envelopes(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    int threads = 2;
+    if (!PyArg_ParseTuple(args, "y*|i:decode_envelopes", &view, &threads)) return NULL;
+    const unsigned char *buf = view.buf, *end = buf + view.len;
+    size_t size = (size_t)view.len, n_parts = n_parts_for(size, threads), used = 0;
+    Job jobs[MAX_PARTS];
+    int oom = 0;
+    const unsigned char *lo = buf;
+    for (size_t k = 0; k < n_parts; k++) {
+        const unsigned char *hi = end;
+        if (k + 1 < n_parts) {
+            const unsigned char *target = buf + size / n_parts * (k + 1);
+            if (target < lo) target = lo;
+            const unsigned char *nl = memchr(target, '\n', (size_t)(end - target));
+            hi = nl ? nl + 1 : end;
+        }
+        Part *P = part_new();
+        if (!P) {
+            oom = 1;
+            break;
+        }
+        jobs[used++] = (Job){P, lo, hi, 0};
+        lo = hi;
+    }
+    return run_jobs(jobs, used, oom, &view);
+}
+
+PyDoc_STRVAR(decode_frames_doc,
+"decode_frames(buf, max_record_size, threads=2, /)\n--\n\n"
+"Decode the whole binary frames at the start of ``buf`` (u64 LE length, bincode-2 envelope).\n\n"
+"Returns ``(consumed, parts)``: the walk stops before a frame that ``buf`` does not\n"
+"hold whole, or whose length exceeds ``max_record_size``, and ``consumed`` is\n"
+"where. ``parts`` are as ``decode_envelopes``'s, one row per frame (``line`` is 0,\n"
+"``flags`` 4 when the reference path must decode the frame).");
+
+static PyObject *decode_frames_py(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    unsigned long long max_record_size;
+    int threads = 2;
+    if (!PyArg_ParseTuple(args, "y*K|i:decode_frames", &view, &max_record_size, &threads)) return NULL;
+    const unsigned char *buf = view.buf;
+    size_t size = (size_t)view.len, n_parts, used = 0;
+    /* Walk the length prefixes (a hop per frame) to where whole frames end, then cut
+     * that range at the frame boundaries nearest to equal parts. */
+    size_t pos = 0;
+    while (size - pos >= 8) {
+        uint64_t len = frame_length(buf + pos);
+        if (len > max_record_size || len > size - pos - 8) break;
+        pos += 8 + (size_t)len;
+    }
+    n_parts = n_parts_for(pos, threads);
+    Job jobs[MAX_PARTS];
+    int oom = 0;
+    size_t lo = 0, at = 0;
+    for (size_t k = 0; k < n_parts; k++) {
+        size_t hi = pos;
+        if (k + 1 < n_parts) {
+            size_t target = pos / n_parts * (k + 1);
+            if (at < lo) at = lo;
+            while (at < target) at += 8 + (size_t)frame_length(buf + at);
+            hi = at;
+        }
+        Part *P = part_new();
+        if (!P) {
+            oom = 1;
+            break;
+        }
+        jobs[used++] = (Job){P, buf + lo, buf + hi, 1};
+        lo = hi;
+    }
+    PyObject *parts = run_jobs(jobs, used, oom, &view);
+    return parts ? Py_BuildValue("(nN)", (Py_ssize_t)pos, parts) : NULL;
+}
+
 PyDoc_STRVAR(crc32_doc, "crc32(data, /)\n--\n\nCRC-32 (IEEE) of ``data``, as ``zlib.crc32``.");
 
 static PyObject *crc32_py(PyObject *self, PyObject *args) {
@@ -1008,6 +1181,7 @@ static PyObject *count_newlines(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"count_newlines", count_newlines, METH_VARARGS, count_newlines_doc},
     {"decode_envelopes", decode_envelopes, METH_VARARGS, decode_envelopes_doc},
+    {"decode_frames", decode_frames_py, METH_VARARGS, decode_frames_doc},
     {"crc32", crc32_py, METH_VARARGS, crc32_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -376,6 +376,15 @@ _F_HAS_CRC, _F_CRC_BAD, _F_SLOW = 0x1, 0x2, 0x4
 NATIVE_THREADS = 2
 
 
+def _native_frame(parts: list[tuple[tuple[Any, ...], list[str]]]) -> pl.DataFrame:
+    """The parts of a native decode as one frame (Arrow buffers taken as they are), with the derived columns."""
+    frames = []
+    for columns, types in parts:
+        part = pl.DataFrame([pl.Series(c).alias(name) for name, c in zip(_NATIVE_COLUMNS, columns, strict=True)])
+        frames.append(pl.concat([part, _per_type(types, part.get_column("type_code"))], how="horizontal"))
+    return pl.concat(frames, rechunk=False)
+
+
 def _json_native(module: Any, buf: bytes | memoryview, base_offset: int, base_line: int, damage: _Damage) -> pl.DataFrame:
     """Decode ``buf``'s lines with the native envelope decoder; the lines it flags take the reference path.
 
@@ -383,11 +392,7 @@ def _json_native(module: Any, buf: bytes | memoryview, base_offset: int, base_li
     Polars takes without a copy; a line it cannot decide exactly (anything but
     the writers' compact form, see ``_native.c``) is decoded by :func:`_slow_lines`.
     """
-    frames = []
-    for columns, types in module.decode_envelopes(buf, NATIVE_THREADS):
-        part = pl.DataFrame([pl.Series(c).alias(name) for name, c in zip(_NATIVE_COLUMNS, columns, strict=True)])
-        frames.append(pl.concat([part, _per_type(types, part.get_column("type_code"))], how="horizontal"))
-    frame = pl.concat(frames, rechunk=False)
+    frame = _native_frame(module.decode_envelopes(buf, NATIVE_THREADS))
     flags = pl.col("flags")
     rows = frame.select(
         (pl.col("start").cast(pl.UInt64) + base_offset).alias("offset"),
@@ -624,6 +629,16 @@ def decode_binary(
     damage = _Damage(file)
     rows: list[dict[str, Any]] = []
     pos, n = 0, len(buf)
+    module = native.load()
+    fast = None
+    if module is not None:  # whole frames in C; then the walk below sees only the end of the buffer
+        # Frames past `file_size` are the walk's to report: the native decoder does not see them.
+        whole = memoryview(buf)[: n if file_size is None else max(0, min(n, file_size - offset))]
+        pos, parts = module.decode_frames(whole, max_record_size, NATIVE_THREADS)
+        fast, slow_starts = _binary_native(_native_frame(parts), offset)
+        for start in slow_starts:
+            (length,) = bincode.LEN.unpack_from(buf, start)
+            _binary_frame(buf, start, length, offset, damage, rows)
     unpack = bincode.LEN.unpack_from
     while pos + bincode.FRAME_HEADER <= n:
         (length,) = unpack(buf, pos)
@@ -636,25 +651,52 @@ def decode_binary(
                 f" the file (a torn tail, or a garbage length)",
                 buf[pos : pos + RAW_PREVIEW],
             )  # fmt: skip
-            return _finish_binary(rows, file), damage.frame(), n
+            return _finish_binary(fast, rows, file), damage.frame(), n
         if length > max_record_size:
-            return _finish_binary(rows, file), damage.frame(), pos  # the reader skips it (see read_journal)
+            return _finish_binary(fast, rows, file), damage.frame(), pos  # the reader skips it (see read_journal)
         if start + length > n:
             break
-        try:
-            env = bincode.decode_body(buf[start : start + length])
-        except (bincode.BincodeError, ValueError) as e:
-            damage.add(at, None, BAD_FRAME, str(e), buf[pos : start + length])
-        else:
-            row = _record_row(env, None, "binary")
-            row["offset"], row["line"] = at, None
-            rows.append(row)
+        _binary_frame(buf, pos, length, offset, damage, rows)
         pos = start + length
-    return _finish_binary(rows, file), damage.frame(), pos
+    return _finish_binary(fast, rows, file), damage.frame(), pos
 
 
-def _finish_binary(rows: list[dict[str, Any]], file: str) -> pl.DataFrame:
+def _binary_frame(buf: bytes, pos: int, length: int, offset: int, damage: _Damage, rows: list[dict[str, Any]]) -> None:
+    """Decode the whole frame at ``pos`` with the reference codec: a row, or a damage row."""
+    start = pos + bincode.FRAME_HEADER
+    try:
+        env = bincode.decode_body(buf[start : start + length])
+    except (bincode.BincodeError, ValueError) as e:
+        damage.add(offset + pos, None, BAD_FRAME, str(e), buf[pos : start + length])
+    else:
+        row = _record_row(env, None, "binary")
+        row["offset"], row["line"] = offset + pos, None
+        rows.append(row)
+
+
+def _binary_native(frame: pl.DataFrame, offset: int) -> tuple[pl.DataFrame, list[int]]:
+    """Rows of the frames the native decoder decided (``_SLOW_SCHEMA`` + derived), and where the others start."""
+    slow = (frame.get_column("flags") & _F_SLOW) != 0
+    starts = frame.get_column("start").filter(slow).to_list() if slow.any() else []
+    fast = frame.filter(~slow) if starts else frame
+    return fast.select(
+        (pl.col("start").cast(pl.UInt64) + offset).alias("offset"),
+        pl.lit(None, pl.UInt64).alias("line"),
+        pl.lit("binary", pl.String).alias("encoding"),
+        pl.lit("envelope", pl.String).alias("record_kind"),
+        "event_type", "event_id", "ts", "payload", "aggregate_id", "event_hash", "previous_hash",
+        pl.lit(None, pl.Int64).alias("follows"), *_DERIVED,
+    ), starts  # fmt: skip
+
+
+def _finish_binary(fast: pl.DataFrame | None, rows: list[dict[str, Any]], file: str) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=_SLOW_SCHEMA, orient="row") if rows else pl.DataFrame(schema=_SLOW_SCHEMA)
+    if fast is not None:
+        if rows:
+            frame = pl.concat([frame, _derived(frame.get_column("event_type"))], how="horizontal")
+            frame = pl.concat([fast, frame], how="vertical_relaxed").sort("offset", maintain_order=True)
+        else:
+            frame = fast
     return _finish(frame, file)
 
 
