@@ -12,11 +12,13 @@ hash chain on (Era C, what the engine writes):
   dtype given — target within 3x;
 - the same envelope read next to a per-line ``orjson.loads`` loop (CRC checked
   with ``zlib.crc32``) — target at least 5x faster;
-- the CPU time (all threads of the process) of the envelope read and of the
-  anchor: steadier than wall time on a shared machine, and what a busy machine
-  leaves to parallelism;
+- the CPU time (all threads of the process) of the envelope read, of the
+  anchor and of the orjson loop: steadier than wall time on a shared machine,
+  and what a busy machine leaves to parallelism;
 - the same envelope read on the pure-Python fallback (``LITHAIR_LAB_PURE_PYTHON=1``,
   what a machine without a C compiler gets), next to the same anchor;
+- the same events as a binary journal (FORMATS.md section 3), natively and on
+  the pure-Python fallback, next to the same anchor;
 - peak memory of a streaming aggregate (counts per type per hour) over
   10,000,000 events in ten segments (full run only; 1,000,000 with
   ``--quick``), measured in a child process so that nothing else counts.
@@ -41,6 +43,7 @@ import polars as pl
 
 import lithair_lab as ll
 from lithair_lab.formats import native
+from lithair_lab.formats.bincode import encode_frame
 from lithair_lab.formats.envelope import Envelope
 from lithair_lab.formats.jsonlines import frame_line
 
@@ -61,12 +64,15 @@ PAYLOAD = pl.Struct({"id": pl.String, "name": pl.String, "price": pl.Float64, "s
 TYPES = ("ProductCreated", "ProductUpdated", "OrderCreated", "OrderUpdated", "CustomerUpdated")
 
 
-def write_journal(crc_path: Path, plain_path: Path | None, n: int, *, chain: bool = True) -> None:
-    """``n`` events as CRC-framed lines (and, when asked, the same JSON as plain NDJSON)."""
+def write_journal(
+    crc_path: Path, plain_path: Path | None, n: int, *, chain: bool = True, binary_path: Path | None = None
+) -> None:
+    """``n`` events as CRC-framed lines (and, when asked, the same events as plain NDJSON and as binary frames)."""
     prev = None
     with contextlib.ExitStack() as files:
         crc = files.enter_context(crc_path.open("wb"))
         plain = files.enter_context(plain_path.open("wb")) if plain_path else None
+        binary = files.enter_context(binary_path.open("wb")) if binary_path else None
         for i in range(n):
             key = f"k{i % 10_000}"
             payload = orjson.dumps({"id": key, "name": f"item {i}", "price": 1.5 + i % 100, "stock": i % 50}).decode()
@@ -78,6 +84,8 @@ def write_journal(crc_path: Path, plain_path: Path | None, n: int, *, chain: boo
             crc.write(frame_line(body))
             if plain is not None:
                 plain.write(body + b"\n")
+            if binary is not None:
+                binary.write(encode_frame(env))
 
 
 def cpu_seconds(fn: Callable[[], object], *, repeat: int) -> Timing:
@@ -145,8 +153,10 @@ def run(quick: bool, *, huge: bool = True) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench_read_") as tmp:
         store = Path(tmp) / "store"
         store.mkdir()
+        binary_store = Path(tmp) / "binary"
+        binary_store.mkdir()
         journal, plain = store / "events.raftlog", Path(tmp) / "plain.ndjson"
-        write_journal(journal, plain, n)
+        write_journal(journal, plain, n, binary_path=binary_store / "events.raftlog")
         size_mb = journal.stat().st_size / 2**20
 
         ours = measure(lambda: ll.read(store), repeat=repeat)
@@ -171,9 +181,19 @@ def run(quick: bool, *, huge: bool = True) -> list[Row]:
         cpu_anchor = cpu_seconds(lambda: pl.read_ndjson(plain, schema=ENVELOPE_NDJSON), repeat=repeat)
         rows.append(Row(AREA, "read envelope frame, CRC on: CPU time, all threads", cpu, "s",
                         "pl.read_ndjson, explicit schema, plain NDJSON: CPU time", cpu_anchor))  # fmt: skip
+        cpu_loop = cpu_seconds(lambda: orjson_loop(journal), repeat=repeat)
+        rows.append(Row(AREA, "read envelope frame, CRC on: CPU time, all threads", cpu, "s",
+                        "per-line orjson.loads + zlib.crc32 loop: CPU time", cpu_loop))  # fmt: skip
 
         pure = measure(lambda: pure_python_read(store), repeat=repeat)
         rows.append(Row(AREA, "read envelope frame, CRC on, pure-Python fallback (no C extension)", pure, "s",
+                        "pl.read_ndjson, explicit schema, plain NDJSON", anchor))  # fmt: skip
+
+        binary = measure(lambda: ll.read(binary_store), repeat=repeat)
+        rows.append(Row(AREA, "read envelope frame, binary journal (same events)", binary, "s",
+                        "pl.read_ndjson, explicit schema, plain NDJSON", anchor, target="≤ 2× anchor (ratio ≥ 0.5)"))  # fmt: skip
+        binary_pure = measure(lambda: pure_python_read(binary_store), repeat=repeat)
+        rows.append(Row(AREA, "read envelope frame, binary journal, pure-Python fallback", binary_pure, "s",
                         "pl.read_ndjson, explicit schema, plain NDJSON", anchor))  # fmt: skip
 
         if quick or not huge:
