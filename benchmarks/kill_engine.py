@@ -1,7 +1,8 @@
 """Kill test for the engine: SIGKILL a writer at random moments, then check what survived.
 
-Each round forks a child that opens the store and appends from one or more
-threads, reporting every acknowledged ``event_id`` on a pipe; the parent
+Each round starts a child process (forked from a fresh fork server, not from
+this process: the store reads its journal with Polars, whose thread pool does
+not survive a fork) that opens the store and appends from one or more threads, reporting every acknowledged ``event_id`` as a line of a file; the parent
 SIGKILLs it at a random moment (often mid-write, mid-rotation or
 mid-checkpoint: the child rotates and snapshots often), reopens the directory
 and checks:
@@ -22,12 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import select
+import multiprocessing
 import signal
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,44 @@ class RoundResult:
     torn_tails: int
 
 
-def _child(directory: Path, opts: dict[str, Any], threads: int, token: str, fd: int) -> None:
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload(["benchmarks.kill_engine"])
+
+
+def spawn(target: Callable[..., None], *args: Any, acks: Path) -> multiprocessing.process.BaseProcess:
+    """Start ``target(*args, acks)`` in a child forked from a fresh server process, which has
+    imported the library but never run Polars (its thread pool does not survive a fork, and
+    this process has used it). The child appends each acknowledgement as a line to ``acks``."""
+    proc = _CTX.Process(target=target, args=(*args, str(acks)), daemon=True)
+    proc.start()
+    return proc
+
+
+def collect(proc: multiprocessing.process.BaseProcess, acks: Path, rng: random.Random, window: float) -> bytes:
+    """Wait for the child's first acknowledgement, SIGKILL it at a random moment within
+    ``window`` seconds after it, and return the whole acknowledgement lines it wrote."""
+    try:
+        give_up = time.monotonic() + 60
+        while not (acks.exists() and acks.stat().st_size):
+            assert proc.is_alive(), f"the child ended with exit code {proc.exitcode} before acknowledging anything"
+            assert time.monotonic() < give_up, "the child acknowledged nothing within 60 s"
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, window))
+    finally:
+        if proc.pid is not None and proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+    data = acks.read_bytes()
+    acks.unlink()
+    return data[: data.rfind(b"\n") + 1]  # a write(2) is whole or absent after a SIGKILL; be safe anyway
+
+
+def _ack_file(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _child(directory: str, opts: dict[str, Any], threads: int, token: str, acks: str) -> None:
+    fd = _ack_file(acks)
     store = open_store(directory, max_log_file_size=6000, **opts)
 
     def work(t: int) -> None:
@@ -73,33 +112,30 @@ def _child(directory: Path, opts: dict[str, Any], threads: int, token: str, fd: 
         th.join()
 
 
+def batch_child(directory: str, opts: dict[str, Any], token: str, seed: int, acks: str) -> None:
+    """The killed writer of the batch kill test: ``append_many`` batches of random sizes."""
+    fd = _ack_file(acks)
+    rng = random.Random(seed)
+    store = open_store(directory, max_log_file_size=20_000, **opts)
+    b = 0
+    while True:
+        n = rng.randint(2, 40)
+        store.append_many(
+            {"event_type": "CounterUpdated", "payload": {"id": f"c{i % 3}", "b": b, "pad": "x" * rng.randint(0, 300)}, "event_id": f"{token}-{b}-{i}-{n}"}
+            for i in range(n)
+        )
+        os.write(fd, f"{token}-{b}-{n}\n".encode())
+        b += 1
+        if b % 25 == 0:
+            store.snapshot()
+
+
 def kill_round(directory: Path, mode: str, *, threads: int, rng: random.Random) -> RoundResult:
-    """One fork / append / SIGKILL / reopen / check round; raises AssertionError on any broken promise."""
+    """One spawn / append / SIGKILL / reopen / check round; raises AssertionError on any broken promise."""
     opts = MODES[mode]
     token = os.urandom(4).hex()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        try:
-            os.close(r)
-            _child(directory, opts, threads, token, w)
-        finally:
-            os._exit(0)
-    os.close(w)
-    buf = bytearray()
-    try:
-        ready, _, _ = select.select([r], [], [], 10)  # wait for the first acknowledgement
-        assert ready, "the child acknowledged nothing within 10 s"
-        deadline = time.monotonic() + rng.uniform(0.0, 0.06)
-        while (left := deadline - time.monotonic()) > 0:
-            if select.select([r], [], [], left)[0]:
-                buf += os.read(r, 1 << 16)
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    while chunk := os.read(r, 1 << 16):
-        buf += chunk
-    os.close(r)
+    acks = directory.parent / f"acks-{token}"
+    buf = collect(spawn(_child, str(directory), opts, threads, token, acks=acks), acks, rng, 0.06)
     acked = [line.decode() for line in bytes(buf).split(b"\n") if line]
 
     with open_store(directory, max_log_file_size=6000, **opts) as store:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 import lithair_lab as ll
 from lithair_lab.engine.recovery import BATCH_FIELD
 
-from benchmarks.kill_engine import read_journal, verify_chain
+from benchmarks.kill_engine import batch_child, collect, read_journal, spawn, verify_chain
 from engine_support import assert_chain, read_back
 
 
@@ -89,46 +86,10 @@ def test_a_batch_is_never_split_by_a_rotation(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ kill test
 
 
-def _child(directory: Path, opts: dict[str, Any], token: str, seed: int, fd: int) -> None:
-    rng = random.Random(seed)
-    store = ll.open_store(directory, max_log_file_size=20_000, **opts)
-    b = 0
-    while True:
-        n = rng.randint(2, 40)
-        store.append_many(
-            {"event_type": "CounterUpdated", "payload": {"id": f"c{i % 3}", "b": b, "pad": "x" * rng.randint(0, 300)}, "event_id": f"{token}-{b}-{i}-{n}"}
-            for i in range(n)
-        )
-        os.write(fd, f"{token}-{b}-{n}\n".encode())
-        b += 1
-        if b % 25 == 0:
-            store.snapshot()
-
-
 def _kill_round(directory: Path, opts: dict[str, Any], rng: random.Random) -> tuple[int, int]:
     token = os.urandom(3).hex()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        try:
-            os.close(r)
-            _child(directory, opts, token, rng.randrange(2**32), w)
-        finally:
-            os._exit(0)
-    os.close(w)
-    buf = bytearray()
-    try:
-        assert select.select([r], [], [], 10)[0], "the child acknowledged nothing within 10 s"
-        deadline = time.monotonic() + rng.uniform(0.0, 0.05)
-        while (left := deadline - time.monotonic()) > 0:
-            if select.select([r], [], [], left)[0]:
-                buf += os.read(r, 1 << 16)
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    while chunk := os.read(r, 1 << 16):
-        buf += chunk
-    os.close(r)
+    acks = directory.parent / f"acks-{token}"
+    buf = collect(spawn(batch_child, str(directory), opts, token, rng.randrange(2**32), acks=acks), acks, rng, 0.05)
     acked = [line.decode().rsplit("-", 2) for line in bytes(buf).split(b"\n") if line]
 
     with ll.open_store(directory, max_log_file_size=20_000, **opts) as store:

@@ -1,13 +1,17 @@
-"""The in-memory idempotence index: 128-bit digests, about 19 bytes per id.
+"""The in-memory idempotence index: 128-bit digests, 21 to 43 bytes per id.
 
-Keys are hashed to 16 bytes (the first half of their SHA-256, computed by the
-native encoder when built: a false duplicate would lose an event, so the
-digest is wide enough that a collision among 10^10 ids has probability below
-10^-18). New keys go to a small Python set; when it grows past ``merge_at`` it
-is merged into one sorted numpy ``S16`` array, looked up by binary search. A
-Bloom filter of the sorted digests (16 bits per id, two probes, about 1.4%
-false positives) answers most lookups of new keys without the binary search,
-which costs a few microseconds from Python. The durable form is
+Keys are hashed to 16 bytes (the first half of their SHA-256: a false
+duplicate would lose an event, so the digest is wide enough that a collision
+among 10^10 ids has probability below 10^-18).
+
+With the native encoder built, the digests live in its open-addressing table
+(:class:`NativeDedupIndex`: hashing and lookup in one C call, 16 bytes per
+slot, at most 3/4 full). Without it (:class:`DedupIndex`'s own pure-Python
+form), new keys go to a small Python set; when it grows past ``merge_at`` it
+is merged into one sorted numpy ``S16`` array, looked up by binary search,
+with a Bloom filter of the sorted digests (16 bits per id, two probes, about
+1.4% false positives) in front so most lookups of new keys skip the search.
+Both hold the same set and write the same cache. The durable form is
 ``dedup.raftids`` (one raw id per line), written by the journal writer; this
 module only holds the set.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.envelope import digest16
+from ..formats.envelope import _encoder, digest16
 
 DIGEST_SIZE = 16
 _DTYPE = np.dtype(f"S{DIGEST_SIZE}")
@@ -37,10 +41,17 @@ digest_bytes = digest16
 class DedupIndex:
     """A set of idempotence keys with flat memory (sorted digests + a recent set).
 
-    Not thread-safe by itself: the store calls it under its write lock.
+    ``DedupIndex()`` gives a :class:`NativeDedupIndex` when the native encoder
+    is built (same methods, same set). Not thread-safe by itself: the store
+    calls it under its write lock.
     """
 
     __slots__ = ("_bloom", "_mask", "_merge_at", "_recent", "_sorted")
+
+    def __new__(cls, keys: Iterable[str] = (), *, merge_at: int = 65_536) -> DedupIndex:  # noqa: ARG003
+        if cls is DedupIndex and _encoder is not None:
+            cls = NativeDedupIndex
+        return object.__new__(cls)
 
     def __init__(self, keys: Iterable[str] = (), *, merge_at: int = 65_536) -> None:
         self._sorted = np.empty(0, dtype=_DTYPE)
@@ -151,10 +162,66 @@ class DedupIndex:
         self._bloom = bytearray(bits.tobytes())
         self._mask = nbits - 1
 
+    def sorted_digests(self) -> np.ndarray:
+        """Every digest, sorted (the cache's form)."""
+        if self._recent:
+            self._merge()
+        return self._sorted
+
     def nbytes(self) -> int:
         """Approximate memory held: the sorted array, its Bloom filter, the recent set's digests and slots."""
         recent = len(self._recent) * (DIGEST_SIZE + 33 + 16)  # bytes object header + set slot
         return int(self._sorted.nbytes) + len(self._bloom) + recent
+
+
+class NativeDedupIndex(DedupIndex):
+    """:class:`DedupIndex` in the native encoder's digest table (hash and lookup in one C call)."""
+
+    __slots__ = ("_set", "add", "add_digest")
+
+    def __init__(self, keys: Iterable[str] = (), *, merge_at: int = 65_536) -> None:  # noqa: ARG002
+        self._set = _encoder.DigestSet()
+        self.add = self._set.add  # type: ignore[method-assign]  # the hot path: no Python frame
+        self.add_digest = self._set.add_digest  # type: ignore[method-assign]
+        self.update(keys)
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._set
+
+    def _has(self, d: bytes) -> bool:
+        return self._set.has_digest(d)
+
+    def add_all(self, keys: list[str]) -> str | None:
+        digests = [digest(k) for k in keys]
+        seen: set[bytes] = set()
+        for k, d in zip(keys, digests, strict=True):
+            if d in seen or self._set.has_digest(d):
+                return k
+            seen.add(d)
+        for d in digests:
+            self._set.add_digest(d)
+        return None
+
+    def discard(self, key: str) -> None:
+        self._set.discard_digest(digest(key))
+
+    def load_sorted(self, digests: np.ndarray) -> None:
+        self._set = _encoder.DigestSet()
+        self.add, self.add_digest = self._set.add, self._set.add_digest  # type: ignore[method-assign]
+        self._set.update(np.ascontiguousarray(digests))
+
+    def merge(self, batch: DigestBatch) -> None:
+        for part in batch.arrays():
+            self._set.update(np.ascontiguousarray(part))
+
+    def sorted_digests(self) -> np.ndarray:
+        return _sorted_unique(np.frombuffer(self._set.digests(), dtype=_DTYPE))
+
+    def nbytes(self) -> int:
+        return int(self._set.nbytes())
 
 
 def _sorted_unique(arr: np.ndarray) -> np.ndarray:
@@ -214,9 +281,7 @@ _HEADER = struct.Struct("<8sQQ32s32s")  # magic, bytes of dedup.raftids covered,
 
 def save_cache(index: DedupIndex, ids_path: Path) -> None:
     """Write the index's digests beside ``ids_path`` (call after a barrier: the file holds every id)."""
-    if index._recent:
-        index._merge()
-    arr = index._sorted
+    arr = index.sorted_digests()
     covered, prefix = _prefix_sha256(ids_path, None)
     header = _HEADER.pack(_MAGIC, covered, len(arr), prefix, hashlib.sha256(arr.tobytes()).digest())
     target = ids_path.with_name(CACHE_NAME)

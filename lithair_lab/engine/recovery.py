@@ -1,17 +1,19 @@
 """Reading a data directory back on open: records of each journal, torn tails, damage.
 
-Record iteration only: the bytes of each record are decoded by the shared codec
-(:mod:`lithair_lab.formats.jsonlines`, :mod:`~lithair_lab.formats.bincode`,
-:mod:`~lithair_lab.formats.envelope`). Memory stays flat: files are streamed.
+Record decoding is not done here: every journal is read by the one decoder of
+the format, :func:`lithair_lab.formats.batch.read_journal` (chunked, memory
+flat, native when built). This module turns its frames into envelopes for
+the replay and decides what the engine does with what it reports.
 
 A *torn tail* is the last record of the active journal cut short by a crash
-(a last line without its newline, a frame running past the end of the file).
-It was never acknowledged, so open cuts it off, after copying the cut bytes to
-a side file named ``torn-<journal>-at-<offset>-<UTC time>.bytes`` (a name no
-reader takes for a journal). Damage *inside* a journal is never cut: it stops
-the open with a :class:`~lithair_lab.errors.DamageError`, unless the caller
-passes ``on_damage="report"``, which leaves the bytes in place, skips them
-in the replay and lists them in ``Store.damage``.
+(a last line without its newline, a frame running past the end of the file),
+or an ``append_many`` batch the file ends inside (:data:`BATCH_FIELD`). It was
+never acknowledged, so open cuts it off, after copying the cut bytes to a side
+file named ``torn-<journal>-at-<offset>-<UTC time>.bytes`` (a name no reader
+takes for a journal). Damage *inside* a journal is never cut: it stops the open
+with a :class:`~lithair_lab.errors.DamageError`, unless the caller passes
+``on_damage="report"``, which leaves the bytes in place, skips them in the
+replay and lists them in ``Store.damage``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
+import polars as pl
 
 from ..errors import DamageError, FormatError
-from ..formats import bincode, jsonlines
+from ..formats import batch, bincode, jsonlines
 from ..formats.envelope import BATCH_FIELD, Envelope, envelope_from_obj
 
 Encoding = Literal["json", "binary"]
@@ -39,23 +42,15 @@ batch will take in that very file (fsynced first when the mode fsyncs). A
 journal found ending strictly inside that range ends inside the batch: open
 cuts it aside from ``start``."""
 _INTENT_SIZE = 160  # one fixed-size record, rewritten in place with one pwrite
+_TORN = frozenset({batch.TORN_TAIL, batch.FRAME_PAST_EOF})
 MAX_FRAME = 64 * 1024 * 1024 + 64 * 1024
 """A length prefix above this cannot be a record we or upstream wrote: damage, not a torn tail."""
+"""Damage kinds of the decoder that mean "the file ends inside a record"."""
 
 OPEN_ANYWAY = (
     "Open anyway with `open_store(path, on_damage=\"report\")`: the damaged bytes stay where they are,"
     " are skipped in the replay and are listed in `Store.damage`; nothing is deleted."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One whole record of a journal; ``env`` is None for a raw (non-envelope) line."""
-
-    offset: int
-    end: int
-    line: int | None
-    env: Envelope | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,167 +65,165 @@ class Damage:
 
 
 def detect_encoding(path: Path) -> Encoding | None:
-    """``json`` or ``binary`` from a journal's first bytes; None for an empty or missing file.
+    """``json`` or ``binary`` from a journal's first bytes (the decoder's own test); None for an
+    empty or missing file.
 
     Raises
     ------
     FormatError
-        When the first bytes are neither a JSON line nor a length-prefixed frame
-        (e.g. upstream's unframed ``bytes + \\n`` binary, which no one can read back).
+        When the file holds upstream's unframed ``bytes + \\n`` binary, which no one can read back.
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(batch.HEAD_SIZE)
     except FileNotFoundError:
         return None
-    if not head:
-        return None
-    if len(head) >= 8 and bincode.LEN.unpack(head[:8])[0] <= MAX_FRAME:
-        return "binary"  # a plausible u64 LE length prefix: its high bytes are NUL, which JSON text never has
-    if len(head) < 8 and b"\x00" in head:
-        return "binary"  # a torn first frame, cut inside its length prefix
-    if jsonlines.has_crc_prefix(head[:9]) or head.lstrip()[:1] in (b"{", b"["):
-        return "json"
-    if len(head) < 9 and all(c in b"0123456789abcdef" for c in head):
-        return "json"  # a torn first line, cut inside its CRC prefix
-    msg = (
-        f"does not start like a Lithair journal (first bytes {head[:16]!r}): neither a JSON line nor a"
-        " length-prefixed binary frame\n\nUpstream's async writer once wrote unframed binary (`bytes + \\n`),"
-        " which cannot be read back; anything else is not a Lithair journal."
-    )
-    raise FormatError(path, msg)
+    found = batch.detect_encoding(head)
+    if found == "unframed_binary":
+        msg = (
+            f"does not start like a Lithair journal (first bytes {head[:16]!r}): binary records without"
+            " length prefixes\n\nUpstream's async writer once wrote unframed binary (`bytes + \\n`),"
+            " which cannot be read back."
+        )
+        raise FormatError(path, msg)
+    return None if found == "empty" else found  # type: ignore[return-value]
 
 
 class JournalReader:
-    """Stream the whole records of one journal file, from ``start`` (a record boundary).
+    """The envelopes of one journal file from ``start`` (a record boundary), for the replay:
+    an :class:`Envelope`, or None for a raw (non-envelope) record.
 
-    After iteration, ``torn_at`` is the offset where a torn tail begins (None
-    when the file ends on a record boundary) and ``damage`` lists records
-    skipped under ``on_damage="report"``. With ``tail_is_torn=False`` (rotated
-    segments, which were closed cleanly) an incomplete last record is damage.
+    After iteration, ``damage`` lists records skipped under ``on_damage="report"``
+    and ``torn_at`` is where a torn tail begins (None when the file ends on a
+    whole record, or a whole batch when ``active``). Records from ``torn_at`` on
+    may already have been yielded (the decoder streams the file and the end is
+    known last): the caller cuts the tail and replays again. With
+    ``active=False`` (rotated segments, closed cleanly) a torn end is damage.
     """
 
     def __init__(
         self,
         path: Path,
-        encoding: Encoding,
         *,
         start: int = 0,
         on_damage: Literal["raise", "report"] = "raise",
-        tail_is_torn: bool = True,
-        whole_batches: bool = False,
+        active: bool = True,
     ) -> None:
         self.path = path
-        self.encoding = encoding
         self.start = start
         self.on_damage = on_damage
-        self.tail_is_torn = tail_is_torn
-        self.whole_batches = whole_batches
+        self.active = active
         self.torn_at: int | None = None
-        self.end = start
         self.damage: list[Damage] = []
+        self._offsets: list[pl.Series] = []  # record offsets, to find where an unfinished batch starts
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[Envelope | None]:
         if not self.path.exists():
-            return iter(())
-        records = self._json() if self.encoding == "json" else self._binary()
-        return self._batched(records) if self.whole_batches else records
+            return
+        size = self.path.stat().st_size
+        unterminated = self._unterminated_line(size)
+        torn: list[int] = [] if unterminated is None else [unterminated]
+        for b in batch.read_journal(self.path, start=self.start):
+            damage = b.damage
+            if damage.height:
+                for off, line, kind, detail in damage.select("offset", "line", "kind", "detail").iter_rows():
+                    if kind == batch.FRAME_PAST_EOF and self._impossible_length(off):
+                        self._damaged(off, line, "bad_frame", f"length prefix larger than any record ({detail})")
+                    elif kind in _TORN and self.active:
+                        torn.append(off)
+                    elif kind in _TORN:
+                        self._damaged(off, line, kind, f"{detail} in a rotated segment, which should end on a whole record")
+                    else:
+                        self._damaged(off, line, kind, detail)
+            records = b.records
+            if records.height:
+                if self.active:
+                    self._offsets.append(records.get_column("offset"))
+                yield from self._envelopes(records)
+        if torn:
+            self.torn_at = self._batch_start(min(torn)) if self.active else min(torn)
 
-    def _batched(self, records: Iterator[Record]) -> Iterator[Record]:
-        """Hold back the records of a batch until its last one is read (see :data:`BATCH_FIELD`)."""
-        held: list[Record] = []
-        for rec in records:
-            left = rec.env.extra.get(BATCH_FIELD) if rec.env is not None else None
-            if isinstance(left, int) and not isinstance(left, bool) and left > 0:
-                held.append(rec)
-                continue
-            if held:
-                yield from held
-                held.clear()
-            yield rec
-        if held:  # the file ends inside a batch; a torn record after it is cut from here too
-            self.torn_at = held[0].offset
+    def _unterminated_line(self, size: int) -> int | None:
+        """Where the file's last line starts when the file does not end with a newline (JSON only):
+        a torn tail whatever it holds, since the engine writes each line with its newline at once."""
+        if not self.active or size <= self.start or detect_encoding(self.path) != "json":
+            return None
+        with open(self.path, "rb") as f:
+            pos = size
+            while pos > self.start:
+                step = min(1 << 16, pos - self.start)
+                f.seek(pos - step)
+                chunk = f.read(step)
+                if pos == size and chunk.endswith(b"\n"):
+                    return None
+                nl = chunk.rfind(b"\n")
+                if nl != -1:
+                    return pos - step + nl + 1
+                pos -= step
+        return self.start
+
+    def _impossible_length(self, offset: int) -> bool:
+        """A frame whose length prefix exceeds :data:`MAX_FRAME` was never a record: damage, not a torn tail."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            head = f.read(bincode.FRAME_HEADER)
+        return len(head) == bincode.FRAME_HEADER and bincode.LEN.unpack(head)[0] > MAX_FRAME
+
+    def _batch_start(self, cut: int) -> int:
+        """``cut``, or the start of the ``append_many`` batch whose records end just before it
+        (their :data:`BATCH_FIELD` counts, read back with the reference codec)."""
+        if detect_encoding(self.path) != "json":
+            return cut  # binary batches are found by their intent record (BATCH_INTENT)
+        offsets = [o for part in reversed(self._offsets) for o in reversed(part.to_list()) if o < cut]
+        with open(self.path, "rb") as f:
+            for off in offsets:
+                f.seek(off)
+                left = _batch_left(f.readline())
+                if not left:
+                    break
+                cut = off
+        return cut
+
+    def _envelopes(self, records: pl.DataFrame) -> Iterator[Envelope | None]:
+        cols = records.select(
+            "offset", "record_kind", "event_type", "event_id",
+            pl.col("timestamp").dt.epoch("s"), "payload", "aggregate_id", "event_hash", "previous_hash",
+        ).iter_rows()  # fmt: skip
+        new = tuple.__new__
+        for off, kind, et, eid, ts, payload, agg, eh, ph in cols:
+            if kind != "envelope":
+                yield None
+            elif ts is None:  # seconds beyond a datetime's range: read the record itself for the exact integer
+                yield self._reference(off)
+            else:
+                yield new(Envelope, (et, eid, ts, payload, agg, eh, ph, {}))
+
+    def _reference(self, offset: int) -> Envelope | None:
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            if detect_encoding(self.path) == "binary":
+                (n,) = bincode.LEN.unpack(f.read(bincode.FRAME_HEADER))
+                return bincode.decode_body(f.read(n))
+            _, body, _ = jsonlines.split_line(f.readline().rstrip(b"\r\n"))
+            return envelope_from_obj(orjson.loads(body))
 
     def _damaged(self, offset: int, line: int | None, kind: str, detail: str) -> None:
         if line is not None and self.start:
-            line += _count_lines(self.path, self.start)
+            line += _count_lines(self.path, self.start)  # lines were counted from `start`
         if self.on_damage == "raise":
             raise DamageError(self.path, offset, kind, detail, line=line, hint=OPEN_ANYWAY)
         self.damage.append(Damage(self.path.name, offset, line, kind, detail))
 
-    def _torn(self, offset: int, line: int | None, kind: str, detail: str) -> None:
-        if self.tail_is_torn:
-            self.torn_at = offset
-        else:
-            self._damaged(offset, line, kind, detail + " in a rotated segment, which should end on a whole record")
 
-
-    def _json(self) -> Iterator[Record]:
-        # Line numbers are counted from ``start``; the lines before it are counted
-        # only if a message needs them (a checkpoint may cover gigabytes).
-        offset, line_no = self.start, 1
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            for raw in f:
-                end = offset + len(raw)
-                if not raw.endswith(b"\n"):
-                    self._torn(offset, line_no, "torn_tail", f"last line has no newline ({len(raw)} bytes)")
-                    break
-                line = raw[:-1]
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line.strip():
-                    rec = self._decode_line(line, offset, line_no, end)
-                    if rec is not None:
-                        yield rec
-                offset, line_no = end, line_no + 1
-                self.end = end
-
-    def _decode_line(self, line: bytes, offset: int, line_no: int, end: int) -> Record | None:
-        kind, body, ok = jsonlines.split_line(line)
-        if not ok:
-            self._damaged(offset, line_no, "bad_crc", f"CRC prefix {line[:8].decode()} does not match the line")
-            return None
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            try:
-                body.decode()
-            except UnicodeDecodeError:
-                self._damaged(offset, line_no, "bad_utf8", "the line is not valid UTF-8")
-                return None
-            self._damaged(offset, line_no, "bad_json", str(e))
-            return None
-        return Record(offset, end, line_no, envelope_from_obj(obj))
-
-    def _binary(self) -> Iterator[Record]:
-        offset = self.start
-        size = self.path.stat().st_size
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            while offset < size:
-                head = f.read(bincode.FRAME_HEADER)
-                if len(head) < bincode.FRAME_HEADER:
-                    self._torn(offset, None, "torn_frame", f"{len(head)} bytes left, shorter than a length prefix")
-                    return
-                (n,) = bincode.LEN.unpack(head)
-                if n > MAX_FRAME:
-                    self._damaged(offset, None, "bad_frame", f"length prefix {n} is larger than any record")
-                    return  # no way to find the next frame boundary
-                body = f.read(n)
-                end = offset + bincode.FRAME_HEADER + n
-                if len(body) < n:
-                    self._torn(offset, None, "torn_frame", f"frame of {n} bytes runs past the end of the file")
-                    return
-                try:
-                    env: Envelope | None = bincode.decode_body(body)
-                except bincode.BincodeError as e:
-                    self._damaged(offset, None, "bad_frame", str(e))
-                    env = None
-                if env is not None:
-                    yield Record(offset, end, None, env)
-                offset = end
-                self.end = end
+def _batch_left(raw: bytes) -> int:
+    """The :data:`BATCH_FIELD` count of a JSON record line (0 when absent or not a count)."""
+    _, body, _ = jsonlines.split_line(raw.rstrip(b"\r\n"))
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return 0
+    left = obj.get(BATCH_FIELD) if isinstance(obj, dict) else None
+    return left if isinstance(left, int) and not isinstance(left, bool) and left > 0 else 0
 
 
 def cut_tail(path: Path, at: int) -> Path:

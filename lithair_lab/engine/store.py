@@ -31,7 +31,7 @@ from ..formats import bincode, checkpoint, layout
 from ..formats.envelope import U64_MAX, Envelope, RawJSON, encode_line, event_hash
 from .config import StoreConfig
 from . import dedup
-from .dedup import DedupIndex, DigestBatch, digest
+from .dedup import DedupIndex, DigestBatch
 from .lock import LOCK_NAME, DirectoryLock
 from .recovery import (
     Damage,
@@ -230,49 +230,32 @@ class Store:
         self._active_name = cp.journal if cp is not None and native else layout.ACTIVE
         files = layout.journal_files(self.path, self._active_name if native else None)
         start_file, start, start_records = 0, 0, 0
-        self._prev: str | None = None
         self._from_checkpoint = state is not None
         if state is not None and cp is not None and cp_file is not None:
             start_file, start, start_records = files.index(cp_file), cp.offset, cp.covered_events
-            self._prev = cp.last_event_hash
-        else:
-            state = ReplayState(registry)
-        self._state = state
         self._checkpointed = cp is not None
         self._snapshot_is_ours = self._from_checkpoint
-        tail_ids = DigestBatch()
         active = files[-1]
         if detect_encoding(active) == "binary" and (at := unfinished_batch(self.path, active)) is not None:
             self.torn_tails.append(cut_tail(active, at))  # a binary batch cut short (JSON ones carry BATCH_FIELD)
         clear_batch_intent(self.path)
-        active_records = start_records if start_file == len(files) - 1 else 0
-        for i in range(start_file, len(files)):
-            f = files[i]
-            encoding = detect_encoding(f)
-            if encoding is None:
-                continue
-            offset = start if i == start_file else 0
-            reader = JournalReader(
-                f,
-                encoding,
-                start=offset,
-                on_damage=on_damage,
-                tail_is_torn=f == active,
-                whole_batches=f == active,
-            )
-            for rec in reader:
-                env = rec.env
-                state.apply(env)
-                if f == active:
-                    active_records += 1
-                if env is None:
-                    self._prev = None
-                    continue
-                self._prev = env.event_hash
-                tail_ids.add(env.event_id.encode())
-            self.damage.extend(reader.damage)
-            if reader.torn_at is not None:
-                self.torn_tails.append(cut_tail(f, reader.torn_at))
+        while True:
+            # The replay streams each file and learns of a torn tail at its end: then the tail
+            # is cut aside and the replay runs again (only after a crash), so no record of it
+            # reaches the state.
+            if state is None:
+                state = ReplayState(registry)
+            self._prev = cp.last_event_hash if self._from_checkpoint and cp is not None else None
+            self.damage = []
+            tail_ids = DigestBatch()
+            active_records = start_records if start_file == len(files) - 1 else 0
+            torn = self._replay(state, files, start_file, start, tail_ids, on_damage)
+            if torn is None:
+                break
+            self.torn_tails.append(cut_tail(active, torn))
+            state = ReplayState.from_obj(orjson.loads(cp.state), registry) if self._from_checkpoint and cp else None
+        self._state = state
+        active_records += self._replayed_active
         self._active_records = active_records
         self._encoding = self._choose_encoding(active, files)
         self._dedup = self._load_dedup(tail_ids, files, on_damage)
@@ -287,6 +270,39 @@ class Store:
         self._active_size = journal.size
         if self._from_checkpoint and cp_file != active:
             self._write_checkpoint()  # a rotation followed the checkpoint: re-anchor it on the active file
+
+    def _replay(
+        self, state: ReplayState, files: list[Path], start_file: int, start: int, ids: DigestBatch, on_damage: OnDamage
+    ) -> int | None:
+        """Fold ``files[start_file:]`` (the first from byte ``start``) into ``state``; gather their ids.
+
+        Returns where the active journal's torn tail starts (None when it has none); damage goes
+        to :attr:`damage` or raises.
+        """
+        self._replayed_active = 0
+        for i in range(start_file, len(files)):
+            f = files[i]
+            if detect_encoding(f) is None:
+                continue
+            active = i == len(files) - 1
+            reader = JournalReader(f, start=start if i == start_file else 0, on_damage=on_damage, active=active)
+            apply, add, count = state.apply, ids.add, 0
+            prev = self._prev
+            for env in reader:
+                apply(env)
+                count += 1
+                if env is None:
+                    prev = None
+                else:
+                    prev = env.event_hash
+                    add(env.event_id.encode())
+            self._prev = prev
+            if active:
+                self._replayed_active = count
+            self.damage.extend(reader.damage)
+            if reader.torn_at is not None:
+                return reader.torn_at
+        return None
 
     def _write_meta_once(self) -> None:
         meta = self.path / layout.META
@@ -388,10 +404,9 @@ class Store:
         if self._from_checkpoint and not (self.config.dedup_persist and ids_path.exists()):
             # no durable index kept: the ids of the covered prefix are only in the journal
             for f in files:
-                if (enc := detect_encoding(f)) is not None:
-                    for rec in JournalReader(f, enc, on_damage=on_damage, tail_is_torn=False):
-                        if rec.env is not None:
-                            tail_ids.add(rec.env.event_id.encode())
+                for env in JournalReader(f, on_damage=on_damage, active=False):
+                    if env is not None:
+                        tail_ids.add(env.event_id.encode())
         index.merge(tail_ids)
         return index
 
@@ -596,11 +611,10 @@ class Store:
         Returns the stored envelope and the writer's ticket to wait for.
         """
         key, event_type, body, aggregate_id, ts = item
-        d = digest(key)  # outside the lock: only the lookup needs it
         with self._lock:
             if self._closed or self._failed is not None:
                 self._check_open()
-            if not self._dedup.add_digest(d):
+            if not self._dedup.add(key):
                 raise DuplicateEventError(key)
             try:
                 prev = self._prev if self.config.hash_chain else None

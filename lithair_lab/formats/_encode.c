@@ -254,6 +254,236 @@ static int get_ts(PyObject *o, uint64_t *ts) {
     return *ts == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
+
+/* ------------------------------------------------------------------ DigestSet */
+
+/* A set of 16-byte digests (the dedup index's): open addressing with linear probing in one
+ * flat array, 16 bytes per slot, at most 3/4 full (so 21 to 43 bytes per digest). Digests are
+ * SHA-256 halves, uniform already: their first 8 bytes are the hash. The all-zero digest marks
+ * an empty slot, so the one real all-zero digest is kept aside in a flag. */
+typedef struct {
+    PyObject_HEAD
+    unsigned char (*slots)[16];
+    size_t mask; /* capacity - 1; capacity is a power of two */
+    size_t used;
+    int has_zero;
+} DigestSet;
+
+static const unsigned char ZERO16[16];
+
+static inline size_t slot_of(const unsigned char *d, size_t mask) {
+    uint64_t x;
+    memcpy(&x, d, 8);
+    return (size_t)x & mask;
+}
+
+/* The slot holding d, or the empty slot where it would go. */
+static inline size_t probe(DigestSet *s, const unsigned char *d) {
+    size_t i = slot_of(d, s->mask);
+    while (memcmp(s->slots[i], ZERO16, 16) != 0 && memcmp(s->slots[i], d, 16) != 0) i = (i + 1) & s->mask;
+    return i;
+}
+
+static int ds_grow(DigestSet *s, size_t want) {
+    size_t cap = s->slots ? s->mask + 1 : 1024;
+    while (want * 4 > cap * 3) cap <<= 1;
+    if (s->slots && cap == s->mask + 1) return 0;
+    unsigned char (*slots)[16] = PyMem_RawCalloc(cap, 16);
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    unsigned char (*old)[16] = s->slots;
+    size_t oldcap = old ? s->mask + 1 : 0;
+    s->slots = slots;
+    s->mask = cap - 1;
+    for (size_t i = 0; i < oldcap; i++)
+        if (memcmp(old[i], ZERO16, 16) != 0) memcpy(s->slots[probe(s, old[i])], old[i], 16);
+    PyMem_RawFree(old);
+    return 0;
+}
+
+/* 1 added, 0 already there, -1 error. */
+static int ds_add(DigestSet *s, const unsigned char *d) {
+    if (memcmp(d, ZERO16, 16) == 0) {
+        if (s->has_zero) return 0;
+        s->has_zero = 1;
+        s->used++;
+        return 1;
+    }
+    if (s->slots == NULL || (s->used + 1) * 4 > (s->mask + 1) * 3) {
+        if (ds_grow(s, s->used + 1) < 0) return -1;
+    }
+    size_t i = probe(s, d);
+    if (memcmp(s->slots[i], ZERO16, 16) != 0) return 0;
+    memcpy(s->slots[i], d, 16);
+    s->used++;
+    return 1;
+}
+
+static int ds_has(DigestSet *s, const unsigned char *d) {
+    if (memcmp(d, ZERO16, 16) == 0) return s->has_zero;
+    return s->slots != NULL && memcmp(s->slots[probe(s, d)], ZERO16, 16) != 0;
+}
+
+static void ds_remove(DigestSet *s, const unsigned char *d) {
+    if (memcmp(d, ZERO16, 16) == 0) {
+        if (s->has_zero) { s->has_zero = 0; s->used--; }
+        return;
+    }
+    if (s->slots == NULL) return;
+    size_t i = probe(s, d);
+    if (memcmp(s->slots[i], ZERO16, 16) == 0) return;
+    /* Backward-shift deletion: move later members of the run into the hole when their home allows. */
+    size_t j = i;
+    for (;;) {
+        memset(s->slots[i], 0, 16);
+        for (;;) {
+            j = (j + 1) & s->mask;
+            if (memcmp(s->slots[j], ZERO16, 16) == 0) {
+                s->used--;
+                return;
+            }
+            size_t home = slot_of(s->slots[j], s->mask);
+            /* j's entry may fill the hole at i unless its home lies cyclically in (i, j]. */
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
+        }
+        memcpy(s->slots[i], s->slots[j], 16);
+        i = j;
+    }
+}
+
+/* The digest of a key (str or bytes) or a 16-byte digest given as bytes (raw != 0). */
+static int key_digest(PyObject *arg, unsigned char out[16], int raw) {
+    const char *p;
+    Py_ssize_t n;
+    if (PyUnicode_Check(arg) && !raw) {
+        if ((p = PyUnicode_AsUTF8AndSize(arg, &n)) == NULL) return -1;
+    } else if (PyBytes_Check(arg)) {
+        p = PyBytes_AS_STRING(arg);
+        n = PyBytes_GET_SIZE(arg);
+    } else {
+        PyErr_Format(PyExc_TypeError, "expected %s, got %.100s", raw ? "bytes" : "str or bytes", Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    if (raw) {
+        if (n != 16) {
+            PyErr_Format(PyExc_ValueError, "a digest is 16 bytes, got %zd", n);
+            return -1;
+        }
+        memcpy(out, p, 16);
+        return 0;
+    }
+    sha256_ctx c;
+    unsigned char d[32];
+    sha256_init(&c);
+    sha256_update(&c, p, n);
+    sha256_final(&c, d);
+    memcpy(out, d, 16);
+    return 0;
+}
+
+static PyObject *ds_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) || (kw != NULL && PyDict_GET_SIZE(kw))) {
+        PyErr_SetString(PyExc_TypeError, "DigestSet() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static void ds_dealloc(DigestSet *s) {
+    PyMem_RawFree(s->slots);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *ds_add_common(DigestSet *s, PyObject *arg, int raw) {
+    unsigned char d[16];
+    if (key_digest(arg, d, raw) < 0) return NULL;
+    int r = ds_add(s, d);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+static PyObject *ds_py_add(DigestSet *s, PyObject *arg) { return ds_add_common(s, arg, 0); }
+static PyObject *ds_py_add_digest(DigestSet *s, PyObject *arg) { return ds_add_common(s, arg, 1); }
+
+static PyObject *ds_py_has_digest(DigestSet *s, PyObject *arg) {
+    unsigned char d[16];
+    if (key_digest(arg, d, 1) < 0) return NULL;
+    return PyBool_FromLong(ds_has(s, d));
+}
+
+static PyObject *ds_py_discard_digest(DigestSet *s, PyObject *arg) {
+    unsigned char d[16];
+    if (key_digest(arg, d, 1) < 0) return NULL;
+    ds_remove(s, d);
+    Py_RETURN_NONE;
+}
+
+static int ds_contains(DigestSet *s, PyObject *arg) {
+    unsigned char d[16];
+    if (!PyUnicode_Check(arg) && !PyBytes_Check(arg)) return 0;
+    if (key_digest(arg, d, 0) < 0) return -1;
+    return ds_has(s, d);
+}
+
+static PyObject *ds_py_update(DigestSet *s, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (view.len % 16) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "update() takes a buffer of 16-byte digests");
+        return NULL;
+    }
+    size_t n = (size_t)view.len / 16;
+    const unsigned char *p = view.buf;
+    int err = ds_grow(s, s->used + n);
+    for (size_t i = 0; i < n && !err; i++) err = ds_add(s, p + 16 * i) < 0;
+    PyBuffer_Release(&view);
+    if (err) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *ds_py_digests(DigestSet *s, PyObject *unused) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * s->used));
+    if (out == NULL) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    if (s->has_zero) { memset(o, 0, 16); o += 16; }
+    if (s->slots)
+        for (size_t i = 0; i <= s->mask; i++)
+            if (memcmp(s->slots[i], ZERO16, 16) != 0) { memcpy(o, s->slots[i], 16); o += 16; }
+    return out;
+}
+
+static PyObject *ds_py_nbytes(DigestSet *s, PyObject *unused) {
+    return PyLong_FromSize_t(s->slots ? 16 * (s->mask + 1) : 0);
+}
+
+static Py_ssize_t ds_len(DigestSet *s) { return (Py_ssize_t)s->used; }
+
+static PyMethodDef ds_methods[] = {
+    {"add", (PyCFunction)ds_py_add, METH_O, "add(key) -> False when the key's digest was already there."},
+    {"add_digest", (PyCFunction)ds_py_add_digest, METH_O, "add_digest(digest16) -> False when already there."},
+    {"has_digest", (PyCFunction)ds_py_has_digest, METH_O, "has_digest(digest16) -> bool."},
+    {"discard_digest", (PyCFunction)ds_py_discard_digest, METH_O, "discard_digest(digest16): remove if there."},
+    {"update", (PyCFunction)ds_py_update, METH_O, "update(buffer of 16-byte digests): add each (repeats are fine)."},
+    {"digests", (PyCFunction)ds_py_digests, METH_NOARGS, "digests() -> every digest, concatenated, in no order."},
+    {"nbytes", (PyCFunction)ds_py_nbytes, METH_NOARGS, "nbytes() -> bytes held by the table."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods ds_as_sequence = {.sq_length = (lenfunc)ds_len, .sq_contains = (objobjproc)ds_contains};
+
+static PyTypeObject DigestSetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lithair_lab.formats._encode.DigestSet",
+    .tp_doc = "A set of 16-byte key digests (first half of SHA-256), about 21-43 bytes per member.",
+    .tp_basicsize = sizeof(DigestSet),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = ds_new,
+    .tp_dealloc = (destructor)ds_dealloc,
+    .tp_methods = ds_methods,
+    .tp_as_sequence = &ds_as_sequence,
+};
+
 /* ------------------------------------------------------------------ module functions */
 
 static PyObject *py_event_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -383,5 +613,14 @@ PyMODINIT_FUNC PyInit__encode(void) {
 #ifdef HAVE_SHA_NI
     if (cpu_has_sha_ni() && !getenv("LITHAIR_LAB_NO_SHA_NI")) block_fn = sha256_block_ni;
 #endif
-    return PyModule_Create(&module);
+    if (PyType_Ready(&DigestSetType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&DigestSetType);
+    if (PyModule_AddObject(m, "DigestSet", (PyObject *)&DigestSetType) < 0) {
+        Py_DECREF(&DigestSetType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
