@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 # Re-install only when the pins, the package metadata or a native accelerator change.
-$(STAMP): pyproject.toml constraints.txt setup.py lithair_lab/formats/_native.c lithair_lab/formats/_encode.c
+$(STAMP): pyproject.toml constraints.txt setup.py lithair_lab/formats/_native.c lithair_lab/formats/_encode.c \
+		lithair_lab/frames/_shapes.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

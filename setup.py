@@ -2,6 +2,8 @@
 
 ``_native``: the read path's line split and CRC check. ``_encode``: the engine's
 append encoder (envelope JSON, CRC frame, SHA-256 chain, dedup digest).
+``_shapes``: the payload decoder's per-row JSON shape (which keys, which value
+types), so the schema is inferred from one row per shape instead of every row.
 ``optional=True``: a machine without a C compiler still installs lithair_lab, and
 each falls back to pure Python with the same results.
 """
@@ -19,6 +21,12 @@ setup(
         Extension(
             "lithair_lab.formats._encode",
             sources=["lithair_lab/formats/_encode.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
+        Extension(
+            "lithair_lab.frames._shapes",
+            sources=["lithair_lab/frames/_shapes.c"],
             extra_compile_args=["-O3"],
             optional=True,
         ),
