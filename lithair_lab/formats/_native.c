@@ -435,11 +435,11 @@ static int parse_int(const unsigned char **pp, const unsigned char *end, int64_t
     uint64_t v = 0;
     if (*p == '0') p++;
     else {
-        while (p < end && *p >= '0' && *p <= '9') {
-            unsigned d = (unsigned)(*p - '0');
-            if (v > (UINT64_MAX - d) / 10) return 0;
-            v = v * 10 + d;
-            p++;
+        const unsigned char *first = p;
+        while (p < end && *p >= '0' && *p <= '9' && p - first < 19) v = v * 10 + (unsigned)(*p++ - '0');
+        /* 19 digits cannot overflow; a 20th may (and more cannot fit in 64 bits). */
+        if (p < end && *p >= '0' && *p <= '9') {
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (unsigned)(*p++ - '0'), &v)) return 0;
         }
     }
     if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')) return 0;
@@ -475,14 +475,28 @@ static int key_of(const unsigned char *k, size_t n) {
     return -1;
 }
 
+/* An inline view of the len <= 12 bytes at s (16 readable bytes), zero-padded. */
+static inline void make_inline(View *v, const unsigned char *s, size_t len) {
+    unsigned __int128 x;
+    memcpy(&x, s, 16);
+    x = len ? x & (~(unsigned __int128)0 >> (128 - 8 * len)) : 0;
+    x = (x << 32) | (uint32_t)len;
+    memcpy(v, &x, 16);
+}
+
 static inline const unsigned char *view_bytes(const View *v, const unsigned char *data) {
     return v->len <= 12 ? v->u.inline_data : data + v->u.ref.offset;
 }
 
+/* A hash of the n bytes at s, which has 16 readable bytes past its end (the data
+ * buffers' slack): the first and last 8 bytes and the length, mixed. */
 static inline uint64_t hash_bytes(const unsigned char *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-    for (size_t k = 0; k < n; k++) h = (h ^ s[k]) * 0x100000001b3u;
-    return h;
+    uint64_t a, b = 0;
+    memcpy(&a, s, 8);
+    if (n < 8) a &= n ? ~(uint64_t)0 >> (64 - 8 * n) : 0;
+    else memcpy(&b, s + n - 8, 8);
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b * 0xC2B2AE3D27D4EB4Fu) ^ n;
+    return h ^ (h >> 29);
 }
 
 static int types_grow(Types *T) {
@@ -528,7 +542,7 @@ static int64_t type_code(Types *T, const unsigned char *s, size_t len) {
     View *v = &T->views[T->n];
     memset(v, 0, sizeof *v);
     v->len = (uint32_t)len;
-    if (len <= 12) memcpy(v->u.inline_data, s, len);
+    if (len <= 12) make_inline(v, s, len);
     else {
         if (T->len + len > T->data_cap || !T->data) {
             size_t cap = T->data_cap ? T->data_cap : 256;
@@ -568,13 +582,14 @@ static int keep_string(Part *P, size_t i, int key, unsigned char *s, unsigned ch
         set_valid(P->valid[C_TYPE_CODE], i);
     } else {
         if (len > UINT32_MAX || at > UINT32_MAX) return 0;
-        memset(v, 0, sizeof *v);
-        v->len = (uint32_t)len;
         if (len <= 12) {
-            memcpy(v->u.inline_data, s, len);
+            make_inline(v, s, len);
             *o = s;
         } else {
-            memcpy(v->u.ref.prefix, s, 4);
+            uint32_t prefix;
+            memcpy(&prefix, s, 4);
+            v->len = (uint32_t)len;
+            memcpy(v->u.ref.prefix, &prefix, 4);
             v->u.ref.buffer = 0;
             v->u.ref.offset = (uint32_t)at;
         }
@@ -585,6 +600,14 @@ static int keep_string(Part *P, size_t i, int key, unsigned char *s, unsigned ch
 
 /* ------------------------------------------------------------------------- */
 /* Binary frames (FORMATS.md section 3): u64 LE length, then a bincode-2 envelope. */
+
+/* The views of row i's optional string fields that are null (not in `seen`): zeroed,
+ * so that no view holds garbage (rows are not cleared before a parse). */
+static void zero_absent(Part *P, size_t i, unsigned seen) {
+    for (int key = S_AGGREGATE_ID; key <= S_PREVIOUS_HASH; key++)
+        if (!(seen & (1u << key)) || !(P->valid[C_STR0 + key][i >> 3] & (1u << (i & 7))))
+            memset(&P->views[key][i], 0, sizeof(View));
+}
 
 /* A bincode-2 varint (as bincode.py reads it, non-minimal forms included); 0 at a bad tag or the end. */
 static int bin_varint(const unsigned char **pp, const unsigned char *end, uint64_t *v) {
@@ -632,6 +655,8 @@ static int parse_bincode(Part *P, size_t i, const unsigned char *body, size_t n,
     const unsigned char *p = body, *end = body + n;
     unsigned char *o = *out;
     uint64_t ts;
+    unsigned seen = 0;
+    P->follows[i] = 0;
     if (!bin_string(P, i, S_EVENT_TYPE, &p, end, &o) || !bin_string(P, i, S_EVENT_ID, &p, end, &o)) return 0;
     if (!bin_varint(&p, end, &ts) || ts > (uint64_t)INT64_MAX) return 0;
     P->ts[i] = (int64_t)ts;
@@ -641,29 +666,69 @@ static int parse_bincode(Part *P, size_t i, const unsigned char *body, size_t n,
         unsigned char tag = *p++;
         if (tag == 1) {
             if (!bin_string(P, i, key, &p, end, &o)) return 0;
+            seen |= 1u << key;
         } else if (tag != 0) return 0;
     }
     if (p != end) return 0; /* trailing bytes */
+    zero_absent(P, i, seen);
     *out = o;
     return 1;
+}
+
+/* The keys in the order the writers put them (FORMATS.md section 2); key_matches holds their text. */
+static const struct {
+    size_t len;
+    int key;
+} ORDER[N_KEYS] = {
+#define K(name, id) {sizeof(name) - 1, id}
+    K("event_type", S_EVENT_TYPE), K("event_id", S_EVENT_ID), K("timestamp", K_TIMESTAMP),
+    K("payload", S_PAYLOAD), K("aggregate_id", S_AGGREGATE_ID), K("event_hash", S_EVENT_HASH),
+    K("previous_hash", S_PREVIOUS_HASH), K("lithair_lab_batch", K_BATCH),
+#undef K
+};
+
+/* `ORDER[expect].quoted` at p (which has that many bytes): compared with constant sizes, inlined. */
+static inline int key_matches(const unsigned char *p, unsigned expect) {
+    switch (expect) {
+#define CASE(n, text) case n: return memcmp(p, text, sizeof(text) - 1) == 0
+    CASE(0, "event_type\":");
+    CASE(1, "event_id\":");
+    CASE(2, "timestamp\":");
+    CASE(3, "payload\":");
+    CASE(4, "aggregate_id\":");
+    CASE(5, "event_hash\":");
+    CASE(6, "previous_hash\":");
+    CASE(7, "lithair_lab_batch\":");
+#undef CASE
+    }
+    return 0;
 }
 
 /* Decode the envelope `body` into row i of P (string bytes at *out). 0: the reference path decides. */
 static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n, unsigned char **out) {
     const unsigned char *p = body, *end = body + n;
     unsigned char *o = *out;
-    unsigned seen = 0;
+    unsigned seen = 0, expect = 0;
+    P->follows[i] = 0;
     if (p >= end || *p++ != '{') return 0;
     for (;;) {
         if (p >= end || *p++ != '"') return 0;
-        const unsigned char *k = p;
-        while (p < end && *p != '"' && *p != '\\') p++;
-        if (p >= end || *p != '"') return 0; /* an escaped key: let orjson read it */
-        int key = key_of(k, (size_t)(p - k));
-        if (key < 0 || (seen & (1u << key))) return 0; /* another key, or a repeated one */
+        int key;
+        /* The writers' order first: one comparison of `<key>":` instead of a scan and a lookup. */
+        if (expect < N_KEYS && (size_t)(end - p) > ORDER[expect].len + 2 && key_matches(p, expect)) {
+            key = ORDER[expect].key;
+            p += ORDER[expect++].len + 2;
+        } else {
+            const unsigned char *k = p;
+            while (p < end && *p != '"' && *p != '\\') p++;
+            if (p >= end || *p != '"') return 0; /* an escaped key: let orjson read it */
+            key = key_of(k, (size_t)(p - k));
+            if (key < 0) return 0; /* another key */
+            p++;
+            if (p >= end || *p++ != ':' || p >= end) return 0;
+        }
+        if (seen & (1u << key)) return 0; /* a repeated key */
         seen |= 1u << key;
-        p++;
-        if (p >= end || *p++ != ':' || p >= end) return 0;
         if (key < N_STR) {
             View *v = &P->views[key][i];
             if (*p == 'n' && key >= S_AGGREGATE_ID && end - p >= 4 && memcmp(p, "null", 4) == 0) {
@@ -697,6 +762,7 @@ static int parse_envelope(Part *P, size_t i, const unsigned char *body, size_t n
     }
     const unsigned required = (1u << S_EVENT_TYPE) | (1u << S_EVENT_ID) | (1u << S_PAYLOAD) | (1u << K_TIMESTAMP);
     if ((seen & required) != required) return 0;
+    zero_absent(P, i, seen);
     *out = o;
     return 1;
 }
@@ -785,8 +851,8 @@ static void decode_lines(Job *job) {
             }
             P->start[i] = (int64_t)(p - job->lo);
             P->line[i] = index;
-            clear_row(P, i); /* absent optional fields stay null */
-            if (!(f & F_CRC_BAD) && !parse_envelope(P, i, body, body_len, &out)) {
+            if (f & F_CRC_BAD) clear_row(P, i);
+            else if (!parse_envelope(P, i, body, body_len, &out)) {
                 clear_row(P, i);
                 f |= F_SLOW;
             }
@@ -816,7 +882,6 @@ static void decode_frames(Job *job) {
         uint64_t len = frame_length(p);
         P->start[i] = (int64_t)(p - job->lo);
         P->line[i] = 0;
-        clear_row(P, i);
         P->flags[i] = 0;
         if (!parse_bincode(P, i, p + 8, (size_t)len, &out)) {
             clear_row(P, i);
