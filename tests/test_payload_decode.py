@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -98,7 +99,7 @@ def texts_of(rows: list[dict[str, Any]], data: st.DataObject) -> list[str]:
 def test_random_objects_decode_as_a_json_reader_reads_them(spec: dict[str, Any], data: st.DataObject) -> None:
     rows = data.draw(st.lists(objects_of(spec), min_size=1, max_size=12))
     texts = texts_of(rows, data)
-    struct, present = decode_objects(pl.Series("payload", texts), presence=True)
+    struct, present, _ = decode_objects(pl.Series("payload", texts), presence=True)
     check_against_json(texts, struct, present)
     # The types are those Polars infers from every row, not only from one row per shape.
     everything = pl.read_ndjson("\n".join(texts).encode(), infer_schema_length=None).schema
@@ -106,7 +107,7 @@ def test_random_objects_decode_as_a_json_reader_reads_them(spec: dict[str, Any],
     # Without the C extension rows are grouped by identical text: same result.
     with pytest.MonkeyPatch.context() as m:
         m.setattr(payload, "_native_shapes", None)
-        again, present_again = decode_objects(pl.Series("payload", texts), presence=True)
+        again, present_again, _ = decode_objects(pl.Series("payload", texts), presence=True)
     assert again.equals(struct)
     assert present_again is not None and present is not None
     assert present_again.equals(present)
@@ -142,7 +143,7 @@ def test_a_field_of_two_json_types_is_a_conflict_with_example_rows(
 
 def test_an_explicit_null_is_held_and_an_absent_key_is_not() -> None:
     texts = ['{"id":"a","stock":3,"note":"x"}', '{"id":"a","stock":null}', '{"id":"a"}', '{"note":null,"id":"a"}']
-    struct, present = decode_objects(pl.Series("p", texts), presence=True)
+    struct, present, _ = decode_objects(pl.Series("p", texts), presence=True)
     assert struct.struct.field("stock").to_list() == [3, None, None, None]
     assert present is not None
     assert present.to_dict(as_series=False) == {
@@ -154,24 +155,24 @@ def test_an_explicit_null_is_held_and_an_absent_key_is_not() -> None:
 
 def test_a_key_spelled_with_escapes_or_inside_a_string_is_told_apart() -> None:
     texts = ['{"a":1}', '{"\\u0061":null}', '{"b":"\\"a\\": 1"}', '{"b":{"a":2}}']
-    struct, present = decode_objects(pl.Series(texts), presence=True, strict=False)
+    struct, present, _ = decode_objects(pl.Series(texts), presence=True, strict=False)
     assert present is not None
     assert present["a"].to_list() == [True, True, False, False]
     assert struct.struct.field("a").to_list() == [1, None, None, None]
 
 
 def test_null_strings_give_null_rows_holding_nothing() -> None:
-    struct, present = decode_objects(pl.Series("p", ['{"a":1}', None, '{"a":null}']), presence=True)
+    struct, present, _ = decode_objects(pl.Series("p", ['{"a":1}', None, '{"a":null}']), presence=True)
     assert struct.to_list() == [{"a": 1}, None, {"a": None}]
     assert present is not None
     assert present["a"].to_list() == [True, False, True]
 
 
 def test_no_rows_and_empty_objects() -> None:
-    struct, present = decode_objects(pl.Series("p", [], pl.String), presence=True)
+    struct, present, _ = decode_objects(pl.Series("p", [], pl.String), presence=True)
     assert len(struct) == 0
     assert present is not None and present.shape == (0, 0)
-    struct, present = decode_objects(pl.Series("p", ["{}", "{ }"]), presence=True)
+    struct, present, _ = decode_objects(pl.Series("p", ["{}", "{ }"]), presence=True)
     assert struct.dtype == pl.Struct({})
     assert len(struct) == 2
     assert present is not None and present.shape == (2, 0)
@@ -181,18 +182,18 @@ def test_no_rows_and_empty_objects() -> None:
 
 
 def test_a_repeated_key_keeps_its_last_value_as_the_engine_reader_does() -> None:
-    struct, present = decode_objects(pl.Series(['{"a":1,"a":2}', '{"a":3}', '{"b":{"c":1,"c":null}}']), presence=True)
+    struct, present, _ = decode_objects(pl.Series(['{"a":1,"a":2}', '{"a":3}', '{"b":{"c":1,"c":null}}']), presence=True)
     assert struct.to_list() == [{"a": 2, "b": None}, {"a": 3, "b": None}, {"a": None, "b": {"c": None}}]
 
 
 def test_a_payload_spread_over_lines_is_one_row() -> None:
     texts = ['{\n  "a": 1,\n  "b": [1,\n 2]\n}', '{"a":2}']
-    struct, _ = decode_objects(pl.Series(texts))
+    struct = decode_objects(pl.Series(texts)).struct
     assert struct.to_list() == [{"a": 1, "b": [1, 2]}, {"a": 2, "b": None}]
 
 
 def test_integers_beyond_64_bits_stay_exact() -> None:
-    struct, _ = decode_objects(pl.Series(['{"n":1}', '{"n":123456789012345678901234567}', '{"n":-9223372036854775809}']))
+    struct = decode_objects(pl.Series(['{"n":1}', '{"n":123456789012345678901234567}', '{"n":-9223372036854775809}'])).struct
     assert struct.struct.field("n").dtype == pl.Int128
     assert struct.struct.field("n").to_list() == [1, 123456789012345678901234567, -9223372036854775809]
 
@@ -232,16 +233,24 @@ def test_a_value_that_does_not_fit_the_given_schema_raises_naming_its_row() -> N
     assert e.value.row == 2
 
 
-def test_lenient_mode_takes_polars_supertype_or_keeps_json_text() -> None:
-    struct, _ = decode_objects(pl.Series(['{"a":1}', '{"a":"x"}']), strict=False)
-    assert struct.struct.field("a").to_list() == ["1", "x"]
-    struct, present = decode_objects(pl.Series(['{"a":{"b":1}}', '{"a":[1]}', '{"c":null}']), strict=False, presence=True)
+def test_without_strict_a_field_of_mixed_types_is_kept_as_json_text() -> None:
+    texts = ['{"a":1,"n":1}', '{"a":"x","n":2.5}', '{"n":3,"a":null}', '{"c":{"d":[1,"y"]}}', '{"a":{"b":1e400}}']
+    decoded = decode_objects(pl.Series(texts[:4]), strict=False, presence=True)
+    assert decoded.text == {"a", "c"}  # `c` mixes types inside: a number and a string in one list
+    assert decoded.struct.dtype == pl.Struct({"a": pl.String, "n": pl.Float64, "c": pl.String})
+    assert decoded.struct.to_list() == [
+        {"a": "1", "n": 1.0, "c": None},
+        {"a": '"x"', "n": 2.5, "c": None},
+        {"a": None, "n": 3.0, "c": None},
+        {"a": None, "n": None, "c": '{"d":[1,"y"]}'},
+    ]
+    assert decoded.presence is not None
+    assert decoded.presence["a"].to_list() == [True, True, True, False]
+    struct = decode_objects(pl.Series(['{"a":{"b":1}}', '{"a":[1]}', '{"c":null}']), strict=False).struct
     assert struct.struct.field("a").to_list() == ['{"b":1}', "[1]", None]
-    assert present is not None
-    assert present.rows() == [(True, False), (True, False), (False, True)]
 
 
-@pytest.mark.skipif(payload._native_shapes is None, reason="the C extension is not built")
+@pytest.mark.skipif(payload._native() is None, reason="the C extension is not built or not used")
 def test_rows_differing_only_in_values_and_list_lengths_share_one_shape() -> None:
     texts = [
         json.dumps({"id": f"k{i}", "price": i + 0.5, "tags": ["t"] * (i % 4), "n": i * 10**15, "ok": i % 2 == 0})
@@ -249,5 +258,49 @@ def test_rows_differing_only_in_values_and_list_lengths_share_one_shape() -> Non
     ]
     shapes = payload._Shapes.of(pl.Series(texts))
     assert len(shapes.firsts) == 2  # `tags` empty, and not
-    struct, _ = decode_objects(pl.Series(texts))
+    struct = decode_objects(pl.Series(texts)).struct
     check_against_json(texts, struct, None)
+
+
+def kinds_under(value: Any, path: tuple[str, ...], out: dict[tuple[str, ...], set[type]]) -> None:
+    """JSON kinds at every path (the reference's own walk: bool apart from numbers, ints with floats)."""
+    kind = {bool: bool, int: float, float: float, str: str, list: list, dict: dict}.get(type(value))
+    if kind is not None:
+        out.setdefault(path, set()).add(kind)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            kinds_under(v, (*path, "." + k), out)
+    elif isinstance(value, list):
+        for v in value:
+            kinds_under(v, (*path, "[]"), out)
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("xyz"), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.dictionaries(st.sampled_from("abcd"), any_json, max_size=4), min_size=1, max_size=10))
+def test_without_strict_fields_of_mixed_types_are_json_text_and_the_rest_typed(rows: list[dict[str, Any]]) -> None:
+    texts = [json.dumps(r) for r in rows]
+    kinds: dict[tuple[str, ...], set[type]] = {}
+    for r in rows:
+        for k, v in r.items():
+            kinds_under(v, (k,), kinds)
+    mixed = {path[0] for path, ks in kinds.items() if len(ks) > 1}
+    decoded = decode_objects(pl.Series(texts), strict=False, presence=True)
+    assert decoded.text == mixed
+    typed = [f.name for f in decoded.struct.dtype.fields if f.name not in mixed]  # type: ignore[attr-defined]
+    if typed:
+        check_against_json([json.dumps({k: v for k, v in r.items() if k not in mixed}) for r in rows],
+                           decoded.struct.struct.unnest().select(typed).to_struct(), None)  # fmt: skip
+    for f in mixed:
+        assert decoded.struct.struct.field(f).to_list() == [
+            None if r.get(f) is None else orjson.dumps(r[f]).decode() for r in rows
+        ]
+    assert decoded.presence is not None
+    assert decoded.presence.rows() == [tuple(f in r for f in decoded.presence.columns) for r in rows]

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -99,7 +99,7 @@ def payload_schema(
     """
     rows = _rows(source, event_type, model)
     try:
-        return _Shapes.of(rows.get_column(column), rows.get_column("seq")).schema(strict=True)
+        return _Shapes.of(rows.get_column(column), rows.get_column("seq")).schema(strict=True)[0]
     except InvalidPayloadError as e:
         raise _located(e, rows) from None
 
@@ -107,17 +107,24 @@ def payload_schema(
 # --- one row per shape ------------------------------------------------------------
 
 
+def _native() -> Any:
+    """The compiled ``_shapes`` module, or None (not built, or the pure-Python path forced)."""
+    return _native_shapes if os.environ.get(PURE_PYTHON_ENV, "") in ("", "0") else None
+
+
 def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per row its shape number (in order of first appearance), and each shape's first row."""
     if not len(values):
         return np.zeros(0, np.uint32), np.zeros(0, np.uint32)
-    if _native_shapes is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0"):
-        ids, firsts = _native_shapes.shapes(text)
+    module = _native()
+    if module is not None:
+        ids, firsts = module.shapes(text)
         return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32)
     # Without the C extension, a coarser shape from one regex pass: keys kept,
-    # string values `"`, numbers by their `.`/`e` (128-bit wide integers as
-    # written), everything else as written. Same results, fewer rows share one.
-    shapes = values.str.replace_all(_SHAPE, "${1}${2}${3}${4}${5}")
+    # string values `"`, numbers by their `.`/`e` (integers of 19 digits or
+    # more as written), each token then `_`; the rest as written. Same
+    # results, fewer rows share a shape.
+    shapes = values.str.replace_all(_SHAPE, "${1}${2}${3}${4}${5}_")
     groups = (
         shapes.to_frame("shape")
         .with_row_index("row")
@@ -144,18 +151,30 @@ def _json_type(v: Any) -> str:
     return "array" if isinstance(v, list) else "object"
 
 
-def _types(value: Any, path: str, out: dict[str, set[str]]) -> int:
-    """Add the JSON type of every value under ``path`` (``a.b`` in objects, ``a[]`` for list items); count the keys."""
+Path_ = tuple[str, ...]  # a field's path: its name, then nested keys, ITEMS for a list's items
+ITEMS = ""
+
+
+def _types(value: Any, path: Path_, out: dict[Path_, set[str]]) -> int:
+    """Add the JSON type of every value under ``path`` to ``out``; count the keys."""
     kind = _json_type(value)
     out.setdefault(path, set()).add(kind)
     keys = 0
     if kind == "object":
         for k, v in value.items():
-            keys += 1 + _types(v, f"{path}.{k}", out)
+            keys += 1 + _types(v, (*path, k), out)
     elif kind == "array":
         for v in value:
-            keys += _types(v, path + "[]", out)
+            keys += _types(v, (*path, ITEMS), out)
     return keys
+
+
+def _shown(path: Path_) -> str:
+    """``a.b`` for a nested field, ``a[]`` for a list's items."""
+    out = path[0]
+    for k in path[1:]:
+        out += "[]" if k == ITEMS else f".{k}"
+    return out
 
 
 @dataclass
@@ -169,7 +188,7 @@ class _Shapes:
     ids: np.ndarray  # row -> shape
     firsts: np.ndarray  # shape -> its first row
     objects: list[dict[str, Any]]  # shape -> its first row, parsed
-    types: list[dict[str, set[str]]]  # shape -> JSON types of the values at each path
+    types: list[dict[Path_, set[str]]]  # shape -> JSON types of the values at each path
 
     @classmethod
     def of(cls, values: pl.Series, labels: pl.Series | None = None) -> _Shapes:
@@ -189,14 +208,14 @@ class _Shapes:
         # keeps; more means a repeated key or a `":` inside a string: look closer.
         tokens = reps.str.count_matches(r'"\s*:').to_list()
         objects: list[dict[str, Any]] = []
-        types: list[dict[str, set[str]]] = []
+        types: list[dict[Path_, set[str]]] = []
         repeated: list[int] = []
         for k, (row, text_k) in enumerate(zip(firsts.tolist(), reps, strict=True)):
             obj = _parse(text_k, row, labels)
             if not isinstance(obj, dict):
                 raise InvalidPayloadError(row, f"the payload is a JSON {_json_type(obj)}, not an object", where=_where(row, labels))
-            found: dict[str, set[str]] = {}
-            keys = sum(1 + _types(v, name, found) for name, v in obj.items())
+            found: dict[Path_, set[str]] = {}
+            keys = sum(1 + _types(v, (name,), found) for name, v in obj.items())
             if keys != tokens[k] and _repeats(text_k):
                 repeated.append(k)
             objects.append(obj)
@@ -218,52 +237,75 @@ class _Shapes:
         mask[shapes] = True
         return pl.Series(np.flatnonzero(mask[self.ids]), dtype=pl.UInt32)
 
-    def label(self, row: int) -> object:
-        return row if self.labels is None else self.labels[row]
-
-    def conflicts(self) -> None:
-        """Raise :class:`SchemaConflictError` for the first field holding two JSON types."""
-        seen: dict[str, dict[str, list[int]]] = {}
+    def mixed(self) -> dict[Path_, dict[str, list[int]]]:
+        """The paths whose values have two JSON types or more (null aside): type -> shapes."""
+        seen: dict[Path_, dict[str, list[int]]] = {}
         for k, types in enumerate(self.types):
             for path, kinds in types.items():
                 for kind in kinds - {"null"}:
                     seen.setdefault(path, {}).setdefault(kind, []).append(k)
-        for path, kinds in seen.items():
-            if len(kinds) > 1:
-                examples = {
-                    kind: [int(self.label(r)) for r in self.rows_of(shapes).head(3).to_list()]  # type: ignore[call-overload]
-                    for kind, shapes in kinds.items()
-                }
-                raise SchemaConflictError(path, examples, _HINT)
+        return {path: kinds for path, kinds in seen.items() if len(kinds) > 1}
 
-    def schema(self, *, strict: bool) -> pl.Schema:
-        """Polars' inference over one row per shape: the schema of all rows.
+    def schema(self, *, strict: bool) -> tuple[pl.Schema, set[str]]:
+        """The schema of all rows, from Polars' inference over one row per shape, and the text fields.
 
-        ``strict``: a field of two JSON types raises; otherwise Polars'
-        supertype is taken (a string and a number: ``String``) and a pair of
-        types it cannot join raises ``pl.exceptions.PolarsError``.
+        A field whose values (at any depth) have two JSON types raises
+        :class:`SchemaConflictError` when ``strict``; otherwise it is a text
+        field: typed ``String``, each value its JSON text.
         """
-        if strict:
-            self.conflicts()
+        mixed = self.mixed()
+        if strict and mixed:
+            path, kinds = next(iter(mixed.items()))
+            examples = {kind: self.example_labels(shapes) for kind, shapes in kinds.items()}
+            raise SchemaConflictError(_shown(path), examples, _HINT)
+        text = {path[0] for path in mixed}
         if not self.objects:
-            return pl.Schema()
-        reps = self.values.gather(pl.Series(self.firsts, dtype=pl.UInt32)).str.join("\n").cast(pl.Binary).item()
-        inferred = pl.read_ndjson(reps, infer_schema_length=None).schema
+            return pl.Schema(), text
+        if text:  # the others' types, from representatives without the text fields
+            kept = [{k: v for k, v in json.loads(self.values[r]).items() if k not in text} for r in self.firsts.tolist()]
+            reps = "\n".join(json.dumps(o) for o in kept).encode()
+        else:
+            reps = self.values.gather(pl.Series(self.firsts, dtype=pl.UInt32)).str.join("\n").cast(pl.Binary).item()
+        inferred = dict(pl.read_ndjson(reps, infer_schema_length=None).schema)
         order: dict[str, None] = {}  # Polars may put a field that is always null elsewhere
         for obj in self.objects:
             order.update(dict.fromkeys(obj))
-        return pl.Schema({k: inferred[k] for k in order})
+        return pl.Schema({k: pl.String() if k in text else inferred[k] for k in order}), text
 
-    def decode(self, schema: pl.Schema, name: str) -> pl.Series:
-        """Every row parsed once with ``schema``; a value that does not fit raises, naming its row."""
-        if not schema:
-            struct = pl.Series(name, [{}] * len(self.values), pl.Struct({}))
+    def example_labels(self, shapes: list[int]) -> list[int]:
+        """The labels of the first three rows of these shapes."""
+        rows = self.rows_of(shapes).head(3).to_list()
+        return [int(r if self.labels is None else self.labels[r]) for r in rows]
+
+    def decode(self, schema: pl.Schema, name: str, text: set[str] = frozenset()) -> pl.Series:  # type: ignore[assignment]
+        """Every row parsed once with ``schema``; a value that does not fit raises, naming its row.
+
+        ``text`` fields hold each value's JSON text (they are read in Python,
+        on the rows whose shape holds them).
+        """
+        typed = pl.Schema({k: v for k, v in schema.items() if k not in text})
+        if not typed:
+            frame = pl.DataFrame(height=len(self.values))
         else:
             try:
-                struct = pl.read_ndjson(self.text, schema=schema).to_struct(name)
+                frame = pl.read_ndjson(self.text, schema=typed)
             except pl.exceptions.PolarsError as e:
-                raise self._why(schema, e) from None
+                raise self._why(typed, e) from None
+        if text:
+            frame = frame.with_columns(self._json_text(sorted(text))).select(list(schema))
+        struct = frame.to_struct(name) if frame.width else pl.Series(name, [{}] * frame.height, pl.Struct({}))
         return struct if self.nulls is None else pl.select(pl.when(~self.nulls).then(struct)).to_series().alias(name)
+
+    def _json_text(self, fields: list[str]) -> list[pl.Series]:
+        """Per field, each row's value as compact JSON text (null when absent or null)."""
+        rows = self.rows_of([k for k, o in enumerate(self.objects) if not o.keys().isdisjoint(fields)])
+        objs = [orjson.loads(v) for v in self.values.gather(rows)]
+        out = []
+        for f in fields:
+            values = [None if o.get(f) is None else orjson.dumps(o[f]).decode() for o in objs]
+            column = pl.Series(f, [None] * len(self.values), pl.String)
+            out.append(column.scatter(rows, pl.Series(values, dtype=pl.String)) if len(rows) else column)
+        return out
 
     def _why(self, schema: pl.Schema, error: Exception) -> Exception:
         """The first row that Polars cannot read with ``schema``, as a clear error."""
@@ -330,28 +372,15 @@ def _repeats(text: str) -> bool:
     return found
 
 
-def _in_python(values: pl.Series, name: str) -> pl.Series:
-    """Objects decoded in Python: a field Polars cannot type (an object here, a list there) stays JSON text."""
-    objs = [orjson.loads(v) if v is not None else None for v in values]
-    names: dict[str, None] = {}
-    for o in objs:
-        names.update(dict.fromkeys(o or {}))
-    columns = []
-    for field in names:
-        column = [o.get(field) if o is not None else None for o in objs]
-        kinds = {_json_type(v) for v in column} - {"null"}
-        if len(kinds) < 2 or not kinds & {"object", "array"}:
-            try:
-                columns.append(pl.Series(field, column, strict=False))
-                continue
-            except (TypeError, pl.exceptions.PolarsError, pl.exceptions.PanicException):
-                pass
-        columns.append(pl.Series(field, [None if v is None else orjson.dumps(v).decode() for v in column], pl.String))
-    if not columns:
-        return pl.Series(name, [{}] * len(values), pl.Struct({}))
-    frame = pl.DataFrame(columns).to_struct(name)
-    nulls = values.is_null()
-    return frame if not nulls.any() else pl.select(pl.when(~nulls).then(frame)).to_series().alias(name)
+class Decoded(NamedTuple):
+    """What :func:`decode_objects` returns."""
+
+    struct: pl.Series
+    """The objects as a struct Series (named like the strings), fields in order of first appearance."""
+    presence: pl.DataFrame | None
+    """One Boolean column per struct field: True where the row's object holds the key, even as null."""
+    text: frozenset[str]
+    """Fields kept as JSON text because their values mix JSON types (``strict=False`` only)."""
 
 
 def decode_objects(
@@ -361,62 +390,64 @@ def decode_objects(
     presence: bool = False,
     schema: PayloadSchema | None = None,
     labels: pl.Series | None = None,
-) -> tuple[pl.Series, pl.DataFrame | None]:
+) -> Decoded:
     """JSON object strings -> a struct Series and, when asked, which keys each row holds.
 
     The one decoder of payloads: :func:`decode_payloads` and the state fold
     both use it. The schema is inferred from **every** row (through one row
-    per shape, see the module's docstring); fields are in order of first
-    appearance. A null string gives a null struct (and no keys held).
+    per shape, see the module's docstring). A null string gives a null struct
+    (holding no key).
 
     Parameters
     ----------
     values
         JSON texts, each an object.
     strict
-        ``True``: a field whose values have two JSON types (null aside, ints
-        and floats both "number") raises :class:`SchemaConflictError`.
-        ``False``: Polars' supertype is taken (a string and a number give
-        ``String``), and a field Polars cannot type (an object in one row, a
-        list in another) is kept as JSON text.
+        ``True``: a field whose values have two JSON types at any depth (null
+        aside; integers and floats are both "number") raises
+        :class:`SchemaConflictError`. ``False``: such a field is kept as JSON
+        text (a ``String`` column of each value's compact JSON, named in
+        ``Decoded.text``), since no Polars type holds both faithfully.
     presence
-        Also return a Boolean frame with one column per struct field, True
-        where the row's object holds that key, **even as null**: an explicit
-        ``null`` and an absent key decode alike in the struct, and only this
-        frame tells them apart. ``False``: ``None`` in its place.
+        Also compute ``Decoded.presence``: an explicit ``null`` and an absent
+        key decode alike in the struct, and only this frame tells them apart.
+        ``False``: ``None`` in its place.
     schema
         Field name -> dtype, used as given (no inference; a value that does
         not fit raises).
     labels
-        What error messages call each row (e.g. its ``seq``); default the row
-        number.
+        What error messages call each row (its ``seq``); default its number.
 
     Returns
     -------
-    tuple[polars.Series, polars.DataFrame | None]
-        The struct Series (named like ``values``) and the presence frame.
+    Decoded
+        ``(struct, presence, text)``.
 
     Raises
     ------
     InvalidPayloadError
-        A row that is not JSON, or not an object (``.row`` says which).
+        A row that is not JSON, not an object, or with a value that does not
+        fit ``schema`` (``.row`` says which).
     SchemaConflictError
         With ``strict``, a field of two JSON types.
+
+    Examples
+    --------
+    >>> d = decode_objects(pl.Series(['{"a":1,"b":null}', '{"a":2}']), presence=True)
+    >>> d.struct.to_list()
+    [{'a': 1, 'b': None}, {'a': 2, 'b': None}]
+    >>> d.presence["b"].to_list()
+    [True, False]
     """
-    name = values.name
     shapes = _Shapes.of(values, labels)
+    text: set[str] = set()
     if schema is not None:
-        struct = shapes.decode(_as_schema(schema), name)
+        struct = shapes.decode(_as_schema(schema), values.name)
     else:
-        try:
-            struct = shapes.decode(shapes.schema(strict=strict), name)
-        except pl.exceptions.PolarsError:
-            if strict:
-                raise
-            struct = _in_python(values, name)
-    if not presence:
-        return struct, None
-    return struct, shapes.presence([f.name for f in struct.dtype.fields])  # type: ignore[attr-defined]
+        inferred, text = shapes.schema(strict=strict)
+        struct = shapes.decode(inferred, values.name, text)
+    fields = [f.name for f in struct.dtype.fields]  # type: ignore[attr-defined]
+    return Decoded(struct, shapes.presence(fields) if presence else None, frozenset(text))
 
 
 def _as_schema(schema: PayloadSchema) -> pl.Schema:
@@ -493,7 +524,7 @@ def decode_payloads(
         if spec is not None:
             fields = model_schema_fields(spec)
     try:
-        structs, _ = decode_objects(rows.get_column(column), schema=schema, labels=rows.get_column("seq"))
+        structs = decode_objects(rows.get_column(column), schema=schema, labels=rows.get_column("seq")).struct
     except InvalidPayloadError as e:
         raise _located(e, rows) from None
     decoded = structs.struct.unnest()
