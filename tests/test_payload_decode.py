@@ -304,3 +304,11 @@ def test_without_strict_fields_of_mixed_types_are_json_text_and_the_rest_typed(r
         ]
     assert decoded.presence is not None
     assert decoded.presence.rows() == [tuple(f in r for f in decoded.presence.columns) for r in rows]
+
+
+def test_an_empty_key_is_a_key_like_any_other() -> None:
+    decoded = decode_objects(pl.Series(['{"a":{"":1}}', '{"a":{"":2},"":[true]}']), presence=True)
+    assert decoded.struct.to_list() == [{"a": {"": 1}, "": None}, {"a": {"": 2}, "": [True]}]
+    with pytest.raises(ll.SchemaConflictError) as e:
+        decode_objects(pl.Series(['{"a":[1]}', '{"a":{"":"x"}}']))
+    assert e.value.field == "a"

@@ -8,8 +8,8 @@ differs across rows (a string here, a number there) raises
 widen to ``Float64``, which loses nothing a reader of JSON would keep.
 
 How: rows are grouped by *shape* (their keys, nested ones included, and the
-JSON type of each value; ``_shapes.c``, or identical text without the C
-extension). One row per shape is enough to infer the types, find conflicts and
+JSON type of each value; ``_shapes.c``, or a coarser shape from one regex
+pass without the C extension). One row per shape is enough to infer the types, find conflicts and
 tell which keys each row holds, so the inference looks at a handful of rows and
 the decoder parses every row once, with the schema given.
 """
@@ -35,7 +35,7 @@ from .scan import Source, scan
 
 try:
     from . import _shapes as _native_shapes
-except ImportError:  # no C compiler at install time: rows are grouped by identical text
+except ImportError:  # no C compiler at install time: shapes come from a regex pass
     _native_shapes = None
 
 PayloadSchema = Mapping[str, pl.DataType | type[pl.DataType]] | pl.Schema
@@ -151,8 +151,8 @@ def _json_type(v: Any) -> str:
     return "array" if isinstance(v, list) else "object"
 
 
-Path_ = tuple[str, ...]  # a field's path: its name, then nested keys, ITEMS for a list's items
-ITEMS = ""
+Path_ = tuple[str | None, ...]  # a field's path: its name, then nested keys, ITEMS for a list's items
+ITEMS = None  # (any string is a possible key, "" included)
 
 
 def _types(value: Any, path: Path_, out: dict[Path_, set[str]]) -> int:
@@ -171,9 +171,9 @@ def _types(value: Any, path: Path_, out: dict[Path_, set[str]]) -> int:
 
 def _shown(path: Path_) -> str:
     """``a.b`` for a nested field, ``a[]`` for a list's items."""
-    out = path[0]
+    out = str(path[0])
     for k in path[1:]:
-        out += "[]" if k == ITEMS else f".{k}"
+        out += "[]" if k is ITEMS else f".{k}"
     return out
 
 
@@ -258,7 +258,7 @@ class _Shapes:
             path, kinds = next(iter(mixed.items()))
             examples = {kind: self.example_labels(shapes) for kind, shapes in kinds.items()}
             raise SchemaConflictError(_shown(path), examples, _HINT)
-        text = {path[0] for path in mixed}
+        text = {str(path[0]) for path in mixed}
         if not self.objects:
             return pl.Schema(), text
         if text:  # the others' types, from representatives without the text fields
