@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 
 from lithair_lab.formats import crud
+from lithair_lab.frames import payload
 
 from .columns import ANOMALY_SCHEMA, CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, VALUE, VERSION
 
@@ -120,9 +121,9 @@ def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) ->
     rows = frame.filter(pl.col(KEY).is_null())
     keys: list[str | None] = []
     problems: list[str | None] = []
-    for model, payload in zip(rows["model"], rows["payload"], strict=True):
+    for model, text in zip(rows["model"], rows["payload"], strict=True):
         try:
-            data = orjson.loads(payload)
+            data = orjson.loads(text)
         except orjson.JSONDecodeError:
             keys.append(None)
             problems.append("bad_payload")
@@ -259,100 +260,38 @@ class _InvalidJSON(Exception):
 def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
     """Add the decoded field columns and their presence flags to fold rows.
 
-    A field is present in a row when the row's payload holds it, even as null.
-    Polars decodes a null and an absent field alike, so rows with a null
-    field are checked in Python (only those rows; usually none). Returns the
-    rows, their fields, and the fields kept as JSON text (types that do not mix).
+    A field is present in a row when the row's payload holds it, even as
+    null (the payload decoder tells an explicit null from an absent key).
+    Returns the rows, their fields, and the fields kept as JSON text (their
+    values have JSON types that do not mix).
     """
     objects = rows.filter(pl.col(IS_OBJ))
-    struct, text = _decode(objects["payload"])
+    struct, present, text = _decode(objects["payload"])
     fields = list(struct.struct.fields)
     decoded = objects.with_columns(
         *(struct.struct.field(f).alias(FIELD + f) for f in fields),
-    ).with_columns(*(pl.col(FIELD + f).is_not_null().alias(PRESENT + f) for f in fields))
-    if fields:
-        # A null field is absent for sure when its quoted name is nowhere in
-        # the payload (and no escape could spell it otherwise); only the rest
-        # (a real null, or the name inside a string or a nested object) is
-        # checked in Python. Base rows too: a field one holds as null is a
-        # column of the state, even when nothing else sets it.
-        # First a cheaper test: in a payload with as many `":` as non-null
-        # fields, every key is a top-level one with a value (no null, no
-        # nesting, no escape could add a `":`), so no field of it is unsure.
-        keys = pl.col("payload").str.count_matches('":', literal=True)
-        values = pl.sum_horizontal(*(pl.col(FIELD + f).is_not_null() for f in fields))
-        odd = decoded.select(pl.col("payload"), *(pl.col(FIELD + f) for f in fields)).with_row_index("_i")
-        odd = odd.filter(keys != values)
-        escaped = pl.col("payload").str.contains("\\", literal=True)
-        unsure = [
-            pl.col(FIELD + f).is_null() & (pl.col("payload").str.contains(_quoted(f), literal=True) | escaped)
-            for f in fields
-        ]
-        idx = odd.filter(pl.any_horizontal(unsure))["_i"]
-        if len(idx):
-            decoded = _presence_in_python(decoded, idx, fields)
+        *(present.get_column(f).alias(PRESENT + f) for f in fields),
+    )
     others = rows.filter(pl.col(IS_OBJ).not_())
     if others.height == 0:
         return decoded, fields, text  # still in (KEY, ORD) order: the folds' `last()` relies on it
     return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields, text
 
 
-def _quoted(name: str) -> str:
-    return orjson.dumps(name).decode()
+def _decode(payloads: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[str]]:
+    """Payloads -> (struct, presence frame, fields kept as JSON text), by the package's payload decoder.
 
-
-def _presence_in_python(decoded: pl.DataFrame, idx: pl.Series, fields: list[str]) -> pl.DataFrame:
-    held = [orjson.loads(p).keys() for p in decoded["payload"].gather(idx)]
-    flags = []
-    for f in fields:
-        column = decoded[PRESENT + f].clone()
-        column.scatter(idx, [f in keys for keys in held])
-        flags.append(column)
-    return decoded.with_columns(flags)
-
-
-def decode_objects(payloads: pl.Series) -> pl.Series:
-    """JSON object strings -> a struct Series, fields in order of first appearance.
-
-    Polars' decoder is used when it can; when it cannot (a field that is an
-    object in one payload and a list in another, a repeated key), the
-    payloads are decoded in Python and a field of mixed types is kept as
-    JSON text. Raises ``_InvalidJSON`` when a payload is not JSON at all.
+    A field whose values have several JSON types (an object and a list, a
+    string and a number) is kept as JSON text, faithfully. Raises
+    ``_InvalidJSON`` for a payload that is not a JSON object.
     """
-    return _decode(payloads)[0]
-
-
-def _decode(payloads: pl.Series) -> tuple[pl.Series, set[str]]:
     if len(payloads) == 0:
-        return pl.Series("payload", [], pl.Struct({})), set()
+        return pl.Series(payloads.name, [], pl.Struct({})), pl.DataFrame(), set()
     try:
-        return payloads.str.json_decode(infer_schema_length=None), set()
-    except (pl.exceptions.ComputeError, pl.exceptions.DuplicateError, pl.exceptions.SchemaError):
-        pass
-    try:
-        objs = [orjson.loads(p) for p in payloads]
-    except orjson.JSONDecodeError:
+        decoded = payload.decode_objects(payloads, strict=False, presence=True)
+    except payload.InvalidPayloadError:
         raise _InvalidJSON from None
-    names: dict[str, None] = {}
-    for o in objs:
-        names.update(dict.fromkeys(o))
-    columns, text = [], set()
-    for name in names:
-        values = [o.get(name) for o in objs]
-        try:
-            # Values of one JSON kind make a typed column; mixed kinds (an
-            # object and a list, a string and a number) have no faithful
-            # Polars type (it would stringify or drop some), so they are JSON text.
-            if len({_KINDS.get(type(v), "other") for v in values if v is not None}) > 1:
-                raise TypeError(name)
-            columns.append(pl.Series(name, values, strict=False))
-        except (TypeError, pl.exceptions.PolarsError):
-            columns.append(pl.Series(name, [None if v is None else orjson.dumps(v).decode() for v in values]))
-            text.add(name)
-    return pl.DataFrame(columns).to_struct("payload"), text
-
-
-_KINDS = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+    return decoded.struct, decoded.presence, set(decoded.text)  # type: ignore[return-value]
 
 
 def json_text(values: pl.Series) -> pl.Series:
@@ -478,11 +417,15 @@ def _unify(frames: list[pl.DataFrame], fields: list[str], text_a: set[str], text
         if col not in a.columns or col not in b.columns or f in text:
             continue
         x, y = a.schema[col], b.schema[col]
-        if x != y and x != pl.Null and y != pl.Null:
-            try:
-                pl.concat([a.select(col).head(0), b.select(col).head(0)], how="vertical_relaxed")
-            except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
-                text.add(f)
+        if x == y or x == pl.Null or y == pl.Null:
+            continue
+        if not (x.is_numeric() and y.is_numeric()) and type(x) is not type(y):
+            text.add(f)  # two JSON types (a string and a number...), as one chunk's decode keeps them
+            continue
+        try:
+            pl.concat([a.select(col).head(0), b.select(col).head(0)], how="vertical_relaxed")
+        except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+            text.add(f)
     for f in text:
         col = FIELD + f
         if col in a.columns and f not in text_a:

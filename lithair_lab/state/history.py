@@ -10,6 +10,7 @@ import polars as pl
 
 from lithair_lab.errors import NotFoundError
 from lithair_lab.formats import crud
+from lithair_lab.frames import payload
 
 from . import fold
 from .columns import HISTORY_META, KEY, VALUE, VERSION
@@ -154,7 +155,7 @@ def _changes(before: Any, after: Any) -> list[dict[str, str | None]]:
 def _to_frame(versions: list[dict[str, Any]]) -> pl.DataFrame:
     meta = pl.DataFrame([{k: r[k] for k in HISTORY_META} for r in versions], schema=HISTORY_META)
     values = [r["value"] for r in versions]
-    fields = fold.decode_objects(pl.Series([_text(v if isinstance(v, dict) else {}) for v in values]))
+    fields = payload.decode_objects(pl.Series([_text(v if isinstance(v, dict) else {}) for v in values]), strict=False).struct
     columns = fields.struct.unnest()
     columns = columns.rename({c: fold.COLLISION_PREFIX + c for c in columns.columns if c in HISTORY_META or c == VALUE})
     frame = pl.concat([meta, columns], how="horizontal") if columns.width else meta
