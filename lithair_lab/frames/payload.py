@@ -113,13 +113,19 @@ def _native() -> Any:
 
 
 def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per row its shape number (in order of first appearance), and each shape's first row."""
+    """Per row its shape number (in order of first appearance), and each shape's first row.
+
+    ``text`` is ``values`` joined by newlines; when a value holds a newline
+    itself, the number of ids differs from the number of values.
+    """
     if not len(values):
         return np.zeros(0, np.uint32), np.zeros(0, np.uint32)
     module = _native()
-    if module is not None:
+    if module is not None:  # (more ids than values: some value holds a newline)
         ids, firsts = module.shapes(text)
         return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32)
+    if values.str.contains("\n", literal=True).any():
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint32)  # the caller takes the newlines out first
     # Without the C extension, a coarser shape from one regex pass: keys kept,
     # string values `"`, numbers by their `.`/`e` (integers of 19 digits or
     # more as written), each token then `_`; the rest as written. Same
@@ -194,15 +200,17 @@ class _Shapes:
     def of(cls, values: pl.Series, labels: pl.Series | None = None) -> _Shapes:
         nulls = values.is_null() if values.null_count() else None
         values = values.fill_null("{}") if nulls is not None else values
-        if values.str.contains("\n", literal=True).any():
+        text = values.str.join("\n").cast(pl.Binary).item() if len(values) else b""
+        ids, firsts = _shape_ids(text, values)
+        if len(ids) != len(values):
             # A raw newline is only ever whitespace between JSON tokens (JSON
             # strings cannot hold one): once the rows are known to be JSON,
             # it becomes a space so that each row stays on one line.
             for row in values.str.contains("\n", literal=True).arg_true().to_list():
                 _parse(values[row], row, labels)
             values = values.str.replace_all("\n", " ", literal=True)
-        text = values.str.join("\n").cast(pl.Binary).item() if len(values) else b""
-        ids, firsts = _shape_ids(text, values)
+            text = values.str.join("\n").cast(pl.Binary).item()
+            ids, firsts = _shape_ids(text, values)
         reps = values.gather(pl.Series(firsts, dtype=pl.UInt32))
         # Key tokens (a quote, then a colon) are at least the keys a reader
         # keeps; more means a repeated key or a `":` inside a string: look closer.
