@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,24 +135,37 @@ def what_if(
         ``into``.
     """
     m = moment(at, position=position, seq=seq)
-    frame = _one_store(source, on_damage)
-    if m.time is not None:  # raw records carry no time: each goes with the record before it
-        at_time = m.mask(timestamp="_time").fill_null(value=True)  # leading raw records: before anything
-        events = frame.with_columns(pl.col("timestamp").forward_fill().alias("_time")).filter(at_time).drop("_time")
-    else:
-        events = frame.filter(m.mask())
-    if drop is not None:
-        mask = drop if isinstance(drop, pl.Expr) else pl.col("seq").is_in(list(drop))
-        events = events.filter(~mask.fill_null(value=False))
+    batches, lazy = _one_store(source, on_damage)
+    dropped = None
+    if drop is not None:  # the positions to leave out, found first (an expression sees the whole frame)
+        if isinstance(drop, pl.Expr):
+            dropped = lazy.filter(drop.fill_null(value=False)).select("seq").collect()["seq"]
+        else:
+            dropped = pl.Series("seq", list(drop), dtype=pl.UInt64)
     replacements = {int(k): _replacement(k, v) for k, v in (replace or {}).items()}
     seen: set[int] = set()
     left_out = 0
+    last_time = None  # the time of the last timestamped record read, for the raw records that follow it
     with Importer(into, reducers=reducers, snapshot=snapshot, **store_options) as imp:
-        if imp.binary:  # frames have no room for raw records: they are left out (and counted)
-            left_out = events.filter(pl.col("record_kind") != "envelope").select(pl.len()).collect().item()
-            events = events.filter(pl.col("record_kind") == "envelope")
-        for batch in events.select(_COLUMNS).collect_batches():
-            imp.add(_records(batch, replacements, seen))
+        for frame in batches():
+            if m.position is not None and frame["seq"][0] >= m.position:
+                break  # positions only grow: nothing further is in
+            if m.time is not None:  # raw records carry no time: each goes with the record before it
+                times = frame["timestamp"].forward_fill()
+                if last_time is not None:
+                    times = times.fill_null(last_time)
+                last_time = times[-1] if times[-1] is not None else last_time
+                frame = frame.filter((times <= m.time).fill_null(value=True))  # leading raw records: before anything
+            else:
+                frame = frame.filter(m.mask())
+            if dropped is not None:
+                frame = frame.filter(~pl.col("seq").is_in(dropped))
+            if imp.binary:  # frames have no room for raw records: they are left out (and counted)
+                raw = frame["record_kind"] != "envelope"
+                left_out += raw.sum()
+                frame = frame.filter(~raw)
+            if frame.height:
+                imp.add(_records(frame.select(_COLUMNS), replacements, seen))
         missing = sorted(set(replacements) - seen)
         if missing:
             msg = f"`replace` names seq {missing[:5]} that are not among the events written\n\ncheck the positions with `ll.scan`"
@@ -175,25 +188,35 @@ _COLUMNS = [
     pl.col("seq"), pl.col("record_kind"), pl.col("event_type"), pl.col("event_id"),
     pl.col("timestamp").dt.epoch("s").alias("seconds"), pl.col("aggregate_id"), pl.col("payload"),
 ]  # fmt: skip
+_ROWS = 65_536  # rows of an in-memory frame handed over at a time
 
 
-def _one_store(source: Source, on_damage: str) -> pl.LazyFrame:
-    """The event frame of ``source``'s single store, lazily for a directory (read as it is written)."""
+def _one_store(source: Source, on_damage: str) -> tuple[Callable[[], Iterator[pl.DataFrame]], pl.LazyFrame]:
+    """``source``'s single store: its records batch by batch in replay order (a directory is read
+    as it is written, one chunk at a time), and the same as a lazy frame."""
     if not isinstance(source, str | Path):
         histories = load(source, on_damage=on_damage)
         if len(histories) != 1:
             raise _many_stores(len(histories))
-        return histories[0].events.lazy()
+        events = histories[0].events
+        return (lambda: (events.slice(i, _ROWS) for i in range(0, events.height, _ROWS))), events.lazy()
     from lithair_lab.frames.scan import scan
     from lithair_lab.frames.stores import find_stores, plan
+    from lithair_lab.frames.walk import check_on_damage, walk
 
+    check_on_damage(on_damage)
     stores = find_stores(Path(source))
     if len(stores) != 1:
         raise _many_stores(len(stores))
     cp = plan(stores[0], strict=on_damage == "raise").checkpoint
     if cp is not None:
         _refuse_compacted(stores[0].directory, cp)
-    return scan(source, on_damage=on_damage)  # type: ignore[arg-type]
+
+    def batches() -> Iterator[pl.DataFrame]:
+        # The walk itself, not a Polars stream of it: a stream reads ahead of a slow consumer.
+        return (step.records for step in walk(stores, on_damage=on_damage) if step.records.height)  # type: ignore[arg-type]
+
+    return batches, scan(source, on_damage=on_damage)  # type: ignore[arg-type]
 
 
 def _many_stores(n: int) -> LithairLabError:
