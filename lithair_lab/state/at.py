@@ -34,8 +34,9 @@ class State(dict[str, pl.DataFrame]):
 
     Each frame has one row per live entity: the columns of
     :data:`lithair_lab.state.STATE_META` (``_key``, ``_version``,
-    ``_changed_at``, ``_changed_seq``), then the entity's fields. Every model
-    seen anywhere in the history has a frame, empty when nothing of it is live.
+    ``_changed_at``, ``_changed_seq``), then the fields that some live entity
+    holds (even as null). Every model seen anywhere in the history has a
+    frame, empty (only the meta columns) when nothing of it is live.
 
     Attributes
     ----------
@@ -128,7 +129,12 @@ def state_at(
     restarts at 1. An update of an entity that is not live starts it from
     the update's payload; a delete of one does nothing; both are reported.
     Histories with custom-reducer events fold in Python through the engine's
-    own replay (from the nearest checkpoint), the rest with Polars.
+    own replay (from the nearest checkpoint), the rest with Polars. The
+    history is read and folded chunk by chunk (:data:`FOLD_ROWS` records at
+    a time, each folded onto the state so far), so memory holds the live
+    state and one chunk whatever the history's length. A payload that is not
+    JSON is reported when the fold reads it: one superseded within its chunk
+    by a later create may go unreported (the time machine checks them all).
 
     See Also
     --------

@@ -1,9 +1,12 @@
 """Column names of the frames that `lithair_lab.state` returns, written down once.
 
 A state frame (one per model) has one row per live entity: the columns of
-:data:`STATE_META` first, then the entity's top-level fields as columns, in
-order of first appearance in the history. Widgets, the compaction simulator
-and the CLI use these constants rather than spelling the names.
+:data:`STATE_META` first, then one column per top-level field that some live
+entity holds (even as null), then :data:`VALUE` when some entity's value is
+not an object. An empty state has only the :data:`STATE_META` columns;
+``state_at`` and ``TimeMachine`` follow the same rule. Widgets, the
+compaction simulator and the CLI use these constants rather than spelling
+the names.
 """
 
 from __future__ import annotations

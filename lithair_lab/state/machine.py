@@ -12,6 +12,7 @@ import orjson
 import polars as pl
 
 from lithair_lab.engine.reducers import ReducerRegistry, ReplayState
+from lithair_lab.formats.schema import EVENT_SCHEMA
 
 from . import fold
 from .at import (
@@ -27,7 +28,7 @@ from .at import (
 )
 from .diff import diff_states
 from .moment import Moment, moment
-from .source import History, Source, Start, load
+from .source import History, Source, Start, stream
 
 MIN_EVERY = 2048
 """Fewest records between two checkpoints."""
@@ -97,14 +98,14 @@ class TimeMachine:
     def __init__(
         self, source: Source, *, every: int | None = None, reducers: Reducers = None, on_damage: str = "raise"
     ) -> None:
-        histories = load(source, on_damage=on_damage)
+        histories = stream(source, on_damage=on_damage)
         if len(histories) != 1:
             msg = (
                 f"a time machine works over one store, and the source holds {len(histories)}\n\n"
                 "pass one store's directory (or `scan(...)` filtered on `store`)"
             )
             raise ValueError(msg)
-        self._history: History = histories[0]
+        self._history: History = _held(histories[0])
         self._registry = ReducerRegistry.coerce(reducers)  # type: ignore[arg-type]
         h = self._history
         start = h.start if h.start is not None and not h.start.complete else None
@@ -264,3 +265,12 @@ class TimeMachine:
     def __repr__(self) -> str:
         how = f"{len(self._positions)} replay checkpoints every {self.every:,}" if self._custom else "indexed by version"
         return f"<TimeMachine {self.events:,} records, {how}, models {', '.join(self._names)}>"
+
+
+def _held(history: History) -> History:
+    """A history with its records in memory: only the columns a fold reads (the build decodes them all)."""
+    if history.events is not None:
+        return history
+    frames = list(history.batches(columns=EVENT_COLUMNS))
+    events = pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema={c: EVENT_SCHEMA[c] for c in EVENT_COLUMNS})
+    return History(events, history.start, history.path)
