@@ -209,6 +209,16 @@ def test_parts_cut_at_line_boundaries_decode_as_one(threads: int) -> None:
     assert frame["line"].to_list() == [i for i in range(40_000) if i % 7]
 
 
+def test_many_short_lines_grow_the_rows() -> None:
+    """Rows are not counted before the decode: lines shorter than the estimate make the arrays grow."""
+    lines = [b'{"event_type":"T","event_id":"%d","timestamp":%d,"payload":"p"}' % (i, i) if i % 3 else b"5" for i in range(20_000)]
+    frame = decode(b"\n".join(lines) + b"\n")
+    assert frame.height == 20_000
+    assert frame["flags"].to_list() == [0 if i % 3 else SLOW for i in range(20_000)]
+    assert frame["event_id"].to_list() == [str(i) if i % 3 else None for i in range(20_000)]
+    assert frame["line"].to_list() == list(range(20_000))
+
+
 def test_columns_outlive_the_decode_and_free_their_buffers() -> None:
     body = b'{"event_type":"ProductCreated","event_id":"a long event id, not inline","timestamp":1,"payload":"{}"}'
     parts = _native.decode_envelopes(frame_line(body) * 3)

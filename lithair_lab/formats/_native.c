@@ -251,6 +251,7 @@ typedef struct {
     long refs;
     size_t n;             /* rows: the part's non-blank lines */
     size_t n_lines;       /* lines, blank or not */
+    size_t cap;           /* rows the arrays have room for */
     int64_t *start;       /* byte offset of the line in the chunk */
     int64_t *line;        /* 0-based line index in the chunk */
     uint8_t *flags;       /* F_* */
@@ -783,23 +784,39 @@ typedef struct {
 } Job;
 
 /* Room for `cap` rows and `data_cap` bytes of strings; 0 when out of memory. */
+static int grow(void **p, size_t size) {
+    void *q = realloc(*p, size);
+    if (q) *p = q;
+    return q != NULL;
+}
+
+/* Room for `cap` rows (from `P->cap`): 0 when out of memory. */
+static int part_rows(Part *P, size_t cap) {
+    size_t bits = (cap + 7) / 8, old_bits = (P->cap + 7) / 8;
+    int ok = grow((void **)&P->start, cap * 8) && grow((void **)&P->line, cap * 8) && grow((void **)&P->flags, cap) &&
+             grow((void **)&P->ts, cap * 8) && grow((void **)&P->follows, cap * 8) &&
+             grow((void **)&P->type_code, cap * 4);
+    for (int s = 0; s < N_STR; s++) ok = ok && grow((void **)&P->views[s], cap * sizeof(View));
+    for (int c = C_TS; c < N_COLS; c++) {
+        ok = ok && grow((void **)&P->valid[c], bits);
+        if (ok) memset(P->valid[c] + old_bits, 0, bits - old_bits);
+    }
+    if (!ok) P->failed = 1;
+    else P->cap = cap;
+    return ok;
+}
+
+/* Room for `cap` rows and `data_cap` bytes of strings; 0 when out of memory. */
 static int part_alloc(Part *P, size_t cap, size_t data_cap) {
-    size_t bits = (cap + 7) / 8;
-    P->start = malloc(cap * 8);
-    P->line = malloc(cap * 8);
-    P->flags = malloc(cap);
-    P->ts = malloc(cap * 8);
-    P->follows = malloc(cap * 8);
-    P->type_code = malloc(cap * 4);
     P->data = malloc(data_cap);
     P->types.data = malloc(256);
     P->types.data_cap = 256;
-    int ok = P->start && P->line && P->flags && P->ts && P->follows && P->type_code && P->data && P->types.data;
-    for (int s = 0; s < N_STR; s++) ok = ok && (P->views[s] = malloc(cap * sizeof(View))) != NULL;
-    for (int c = C_TS; c < N_COLS; c++) ok = ok && (P->valid[c] = calloc(bits, 1)) != NULL;
-    if (!ok) P->failed = 1;
-    else advise_huge_pages(P->data, data_cap);
-    return ok;
+    if (!P->data || !P->types.data) {
+        P->failed = 1;
+        return 0;
+    }
+    advise_huge_pages(P->data, data_cap);
+    return part_rows(P, cap);
 }
 
 /* The part holds `n` rows and its strings end at `out`: sizes and null counts. */
@@ -818,19 +835,16 @@ static void part_done(Part *P, size_t n, const unsigned char *out) {
 static void decode_lines(Job *job) {
     Part *P = job->part;
     const unsigned char *p = job->lo, *end = job->hi;
-    size_t n_lines = 0;
-    for (const unsigned char *q = p; q < end; n_lines++) {
-        const unsigned char *nl = memchr(q, '\n', (size_t)(end - q));
-        q = nl ? nl + 1 : end;
-    }
-    P->n_lines = n_lines;
-    if (!part_alloc(P, n_lines ? n_lines : 1, (size_t)(end - p) + 64)) return;
+    /* Rows are not counted first (a second pass over the chunk): the arrays grow as needed. */
+    if (!part_alloc(P, (size_t)(end - p) / 128 + 64, (size_t)(end - p) + 64)) return;
     unsigned char *out = P->data;
     size_t i = 0;
-    for (int64_t index = 0; p < end; index++) {
+    int64_t index = 0;
+    for (; p < end; index++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)((nl ? nl : end) - p);
         if (!is_blank(p, len)) {
+            if (i == P->cap && !part_rows(P, P->cap * 2)) return;
             uint8_t f = 0;
             const unsigned char *body = p;
             size_t body_len = len;
@@ -861,6 +875,7 @@ static void decode_lines(Job *job) {
         }
         p = nl ? nl + 1 : end;
     }
+    P->n_lines = (size_t)index;
     part_done(P, i, out);
 }
 
