@@ -475,10 +475,18 @@ def _carry(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> p
 def finish(carried: Carried | None) -> pl.DataFrame:
     """The state frame of a carried state: ``STATE_META``, the fields some live
     entity holds (even as null), then ``VALUE`` when some value is not an object."""
-    if carried is None or carried.rows.height == 0:
+    if carried is None:
         return pl.DataFrame(schema=STATE_META)
-    rows = carried.rows
-    held = [f for f in carried.fields if PRESENT + f in rows.columns and rows[PRESENT + f].any()]
+    return finished(*pl.collect_all(finish_plans(carried.rows.lazy(), carried.fields)))
+
+
+def finish_plans(rows: pl.LazyFrame, fields: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Plans of :func:`finish`: the state with every field, and one row saying which are held.
+
+    Collect both (with others, in one ``collect_all``) and pass them to
+    :func:`finished`.
+    """
+    present = [f for f in fields if PRESENT + f in rows.collect_schema()]
     # A value that is not an object is kept as its JSON text; a payload that
     # is not JSON at all is applied as null, as the engine does.
     value = pl.when(pl.col(IS_OBJ).not_()).then(pl.col("payload"))
@@ -488,12 +496,22 @@ def finish(carried: Carried | None) -> pl.DataFrame:
         pl.col(WEIGHT).cast(pl.UInt32).alias(VERSION),
         pl.col("timestamp").alias(CHANGED_AT),
         pl.col("seq").alias(CHANGED_SEQ),
-        *(pl.col(FIELD + f).alias(column_name(f)) for f in held),
+        *(pl.col(FIELD + f).alias(column_name(f)) for f in present),
         pl.when(value.is_null() | valid).then(value).otherwise(pl.lit("null")).alias(VALUE),
     ).sort(KEY)
-    if state[VALUE].null_count() == state.height:
-        state = state.drop(VALUE)
-    return state
+    held = rows.select(
+        *(pl.col(PRESENT + f).any().alias(column_name(f)) for f in present),
+        value.is_not_null().any().alias(VALUE),
+    )
+    return state, held
+
+
+def finished(state: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
+    """The state frame from the collected plans of :func:`finish_plans` (columns nobody holds dropped)."""
+    if state.height == 0:
+        return pl.DataFrame(schema=STATE_META)
+    flags = held.row(0, named=True)
+    return state.drop([c for c, on in flags.items() if not on])
 
 
 NEXT = "_next"
@@ -538,7 +556,44 @@ def versions(decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
     ).filter(pl.col("_gone").not_()).drop("_gone")
 
 
-def versions_at(index: pl.DataFrame, position: int | None) -> pl.DataFrame:
-    """The rows of a version index that make the state after the first ``position`` records (None: all)."""
-    p = _NEVER if position is None else position
-    return index.filter((pl.col(ORD) < p) & (pl.col(NEXT) >= p))
+class VersionIndex:
+    """A model's versions (:func:`versions`) ordered by event, with the current set every ``step`` rows.
+
+    The versions current at position ``p`` are those with ``ORD < p <= NEXT``:
+    the rows before the first with ``ORD >= p``, less those replaced before
+    ``p``. Every ``step`` rows the index keeps which earlier rows are still
+    current there, so a query reads that set and at most ``step`` rows after
+    it, not every version of the model.
+    """
+
+    def __init__(self, rows: pl.DataFrame, fields: list[str], text: set[str], *, step: int = 4096) -> None:
+        self.fields, self.text, self.step = fields, text, step
+        self.rows = rows.sort(ORD, maintain_order=True)
+        order = self.rows[ORD]
+        nxt = self.rows[NEXT]
+        self._ord = order
+        # current[j]: rows i < j * step still current after row j * step - 1
+        # (their NEXT is past that row's ORD).
+        self._current: list[pl.Series] = []
+        for j in range(self.rows.height // step + 1):
+            end = j * step
+            if end == 0:
+                self._current.append(pl.Series("i", [], pl.UInt32))
+                continue
+            after = int(order[end - 1]) + 1
+            head = nxt.head(end)
+            self._current.append((head >= after).arg_true().cast(pl.UInt32))
+
+    def at(self, position: int | None) -> pl.LazyFrame:
+        """The versions current after the first ``position`` records (None: every record), as a plan."""
+        p = _NEVER if position is None else position
+        hi = int(self._ord.search_sorted(p, side="left"))  # rows with ORD < p
+        j = hi // self.step
+        start = j * self.step
+        rows = pl.concat([self.rows[self._current[j]], self.rows.slice(start, hi - start)])
+        return rows.lazy().filter(pl.col(NEXT) >= p)
+
+    def estimated_size(self, unit: str = "mb") -> float:
+        scale = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}[unit]
+        return self.rows.estimated_size(unit) + sum(4 * len(c) for c in self._current) / scale  # type: ignore[arg-type]
+

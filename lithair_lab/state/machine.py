@@ -30,6 +30,8 @@ from .diff import diff_states
 from .moment import Moment, moment
 from .source import History, Source, Start, stream
 
+INDEX_STEP = 4096
+"""Versions between two of the index's current sets (a query reads one set and at most this many rows)."""
 MIN_EVERY = 2048
 """Fewest records between two checkpoints."""
 REPLAY_CHECKPOINTS = 256
@@ -52,9 +54,11 @@ class TimeMachine:
         A data directory or an event frame from :func:`lithair_lab.scan`
         (one store).
     every
-        Only with custom reducers: records between two checkpoints of the
-        engine's replay state (default: the history split in
-        :data:`REPLAY_CHECKPOINTS` parts, at least :data:`MIN_EVERY` records each).
+        Versions of a model between two of the index's current sets
+        (default :data:`INDEX_STEP`); with custom reducers, records between
+        two checkpoints of the engine's replay state (default: the history
+        split in :data:`REPLAY_CHECKPOINTS` parts, at least
+        :data:`MIN_EVERY` records each).
     reducers
         Custom reducers, as for :func:`state_at`. When the history holds
         events of a custom type, the machine keeps the engine's replay state
@@ -120,21 +124,21 @@ class TimeMachine:
         if self._custom:
             self._build_replay(events, start, every or max(MIN_EVERY, math.ceil(n / REPLAY_CHECKPOINTS)))
             return
-        self.every = every
+        self.every = every or INDEX_STEP
         rows = fold.crud_rows(events)
         base = fold.start_rows(start.models, start.versions) if start is not None else {}
         found = list(rows.anomalies)
         # A time is a position when the clock never goes back: the records up
         # to it are then the first ones, which the version index answers.
         self._prefix_times = times.null_count() == 0 and times.is_sorted()
-        self._index: dict[str, fold.Carried] = {}
+        self._index: dict[str, fold.VersionIndex] = {}
         self._decoded: dict[str, pl.DataFrame] = {}
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold.flag_rows(model.rows.lazy(), check_json=True).collect()
             found.append(fold.anomalies_of(flagged.lazy(), name).collect())
             decoded, fields, text = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
-            self._index[name] = fold.Carried(fold.versions(decoded, fields), fields, text)
+            self._index[name] = fold.VersionIndex(fold.versions(decoded, fields), fields, text, step=self.every)
             if not self._prefix_times:
                 self._decoded[name] = decoded.drop("event_id").with_columns(pl.lit(value=True).alias(fold.DECODED))
         self._names = sorted({*self._index, *(str(m) for m in h.events["model"].drop_nulls().unique())})
@@ -151,8 +155,8 @@ class TimeMachine:
         if self._custom:
             scale = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}[unit]
             return self._events.estimated_size(unit) + sum(len(r) for r in self._replays) / scale  # type: ignore[arg-type]
-        frames = [c.rows for c in self._index.values()] + list(self._decoded.values())
-        return sum(f.estimated_size(unit) for f in frames)  # type: ignore[arg-type]
+        held = sum(index.estimated_size(unit) for index in self._index.values())
+        return held + sum(f.estimated_size(unit) for f in self._decoded.values())  # type: ignore[arg-type]
 
     @property
     def horizon(self) -> Moment | None:
@@ -174,10 +178,10 @@ class TimeMachine:
             frames = self._fold_until(m.time)
         else:
             p = self._position_of(m)
-            frames = {
-                name: fold.finish(fold.Carried(fold.versions_at(c.rows, p), c.fields, c.text))
-                for name, c in self._index.items()
-            }
+            names = list(self._index)
+            plans = [plan for name in names for plan in fold.finish_plans(self._index[name].at(p), self._index[name].fields)]
+            done = pl.collect_all(plans)
+            frames = {name: fold.finished(done[2 * i], done[2 * i + 1]) for i, name in enumerate(names)}
         state = State({name: frames.get(name, empty_state()) for name in self._names})
         state.moment = m
         limit = self.events if m.position is None else min(m.position, self.events)
