@@ -284,8 +284,11 @@ record = st.one_of(
     era=st.sampled_from(["B", "C"]),
     segments=st.integers(0, 2),
     binary=st.booleans(),
+    by_time=st.booleans(),
 )
-def test_random_histories_round_trip(tmp_path_factory: pytest.TempPathFactory, records: list, cut: float, era: str, segments: int, binary: bool) -> None:
+def test_random_histories_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, records: list, cut: float, era: str, segments: int, binary: bool, by_time: bool
+) -> None:
     tmp = tmp_path_factory.mktemp("h")
     src_dir = tmp / "src"
     src_dir.mkdir()
@@ -309,6 +312,13 @@ def test_random_histories_round_trip(tmp_path_factory: pytest.TempPathFactory, r
         return
     src = ll.read(src_dir)
     position = int(cut * src.height)
-    out = ll.restore(src_dir, position=position, into=tmp / "out")
-    assert_restored(src_dir, out, src.head(position), position=position)
+    if by_time:  # a time: every record up to the first event after it (raw records go with the one before them)
+        at = T0 + int(cut * (t - T0))
+        later = src.filter(pl.col("timestamp").dt.epoch("s") > at)["seq"]
+        prefix = src.head(int(later[0]) if len(later) else src.height)
+        out = ll.restore(src_dir, at, into=tmp / "out")
+        assert_restored(src_dir, out, prefix, at=at)
+    else:
+        out = ll.restore(src_dir, position=position, into=tmp / "out")
+        assert_restored(src_dir, out, src.head(position), position=position)
     shutil.rmtree(tmp)

@@ -203,13 +203,12 @@ class Importer:
             raise
 
     def _add(self, records: Iterable[Envelope | RawRecord]) -> None:
+        # One pass, locals only: this loop runs once per record of the history.
         out: list[bytes] = []
         ids: list[bytes] = []
-        size = self._active_size
-        apply, index, chain, binary = self._state.apply, self._index, self._chain, self._binary
-        prev = self._prev
+        size, n, prev = self._active_size, self._records, self._prev
+        apply, add_id, chain, binary, rotate_at = self._state.apply, self._index.add, self._chain, self._binary, self._rotate_at
         for rec in records:
-            n = self._records
             if type(rec) is RawRecord:
                 if binary:
                     raise self._bad(n, "a raw (non-envelope) record cannot be stored in a binary journal")
@@ -235,11 +234,11 @@ class Importer:
                 except (UnicodeEncodeError, TypeError, AttributeError, ValueError) as e:
                     raise self._bad(n, f"cannot be encoded ({e})") from None
                 prev = h  # always None without a chain
-                if index.add(key):
+                if add_id(key):
                     ids.append(key.encode() + b"\n")
                 else:
                     self._repeated += 1
-            if self._rotate_at and size and size + len(data) > self._rotate_at:
+            if rotate_at and size and size + len(data) > rotate_at:
                 self._flush(out)
                 out = []
                 self._rotate()
@@ -247,12 +246,12 @@ class Importer:
             out.append(data)
             size += len(data)
             apply(env)
-            self._records = n + 1
-            self._prev = prev
+            n += 1
             if len(out) >= BATCH:
                 self._flush(out)
                 out = []
         self._flush(out)
+        self._records, self._prev = n, prev  # a failure above aborts the whole import: no partial count to keep
         if self._ids is not None and ids:
             self._ids.write(b"".join(ids))
 

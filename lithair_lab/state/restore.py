@@ -70,7 +70,9 @@ def restore(
     -------
     Path
         ``into``. ``ll.state_at(into)`` and ``open_store(into).state`` equal
-        ``ll.state_at(source, at)``, positions (``seq``) included.
+        ``ll.state_at(source, at)``, positions (``seq``) included whenever the
+        moment is a prefix of the history (a position, or a time in a log whose
+        timestamps never go back; raw records go with the record before them).
 
     Raises
     ------
@@ -79,7 +81,7 @@ def restore(
         moment of it can be rewritten as a whole history.
     LithairLabError
         When ``into`` is not empty, or a record cannot be written (its
-        position is named); nothing is written then.
+        place in the import is named); nothing is written then.
 
     Notes
     -----
