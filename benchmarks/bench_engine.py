@@ -9,17 +9,22 @@
   and with 8 threads calling ``append(wait=False)`` and waiting for every 100th;
 - open time of a journal of 1,000,000 events (full replay) and of a
   checkpoint plus a 1,000-event tail;
-- memory of the dedup index per id at 10,000,000 ids.
+- memory of the dedup index per id at 10,000,000 ids;
+- the disk's fsync latency (what bounds a blocking group-commit append), and
+  the CPU time of each step of one async append beside the anchor's time per
+  event (where the microseconds go).
 
 ``--quick`` uses small sizes (a smoke run, well under a minute).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +32,10 @@ from typing import Any
 
 import orjson
 
-from benchmarks.harness import Row, Timing, markdown, measure
+from benchmarks.harness import Row, Timing, markdown, measure, percentile
 from lithair_lab.engine import open_store
 from lithair_lab.engine.dedup import DedupIndex
+from lithair_lab.formats.envelope import Envelope, encode_line, native_encoder
 
 AREA = "engine"
 ENTITIES = 10_000
@@ -221,9 +227,97 @@ def dedup_rows(quick: bool) -> list[Row]:
     ]
 
 
+def fsync_rows(quick: bool) -> list[Row]:
+    """fsync latency of a 200-byte append on the benchmark's disk (a blocking group-commit
+    append waits for at least one)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engine_fsync_"))
+    fd = os.open(tmp / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        runs = []
+        for _ in range(20 if quick else 300):
+            os.write(fd, b"x" * 200)
+            t = time.perf_counter()
+            os.fsync(fd)
+            runs.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+    ms = [r * 1000 for r in runs]
+    timing = Timing((percentile(ms, 0.5), percentile(ms, 0.1), percentile(ms, 0.9)))
+    return [Row(AREA, "disk fsync latency (write 200 B + fsync), median [p10–p90]", timing, "ms",
+                notes={"runs": len(ms), "max_blocking_group_rate_8_threads": 8 / (percentile(ms, 0.5) / 1000)})]  # fmt: skip
+
+
+def _cpu_us(fn: Callable[[], Any], n: int) -> Timing:
+    """CPU microseconds per event of ``fn`` (which handles n events); steadier than wall time here."""
+    runs = []
+    for _ in range(3):
+        t = time.process_time()
+        fn()
+        runs.append((time.process_time() - t) / n * 1e6)
+    return Timing(tuple(runs))
+
+
+def step_rows(quick: bool) -> list[Row]:
+    """Where one async ``append`` spends its CPU time, step by step, beside the anchor's per event."""
+    n = 5_000 if quick else 100_000
+    events = [_event(i) for i in range(n)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engine_steps_"))
+    try:
+        anchor_us = _cpu_us(lambda: anchor(tmp / "raw.log", n, 1), n)
+        box = [0]
+
+        def whole() -> None:
+            box[0] += 1
+            with open_store(tmp / f"s{box[0]}", mode="async") as store:
+                append = store.append
+                for et, p, eid, agg in events:
+                    append(et, p, event_id=eid, aggregate_id=agg, timestamp=1767225600)
+
+        store = open_store(tmp / "steps", mode="async")
+        try:
+            prepared = [store._prepare(et, p, eid, agg, 1767225600) for et, p, eid, agg in events]
+            h = "ab" * 32
+            lines = [encode_line(et, key, ts, body, agg, h, True, 0) for key, et, body, agg, ts in prepared]
+            envs = [Envelope(et, key, ts, body, agg, lh, h) for (key, et, body, agg, ts), (_, lh) in zip(prepared, lines, strict=True)]
+            state = store._state
+            writer = store._writer
+            new = tuple.__new__
+
+            def dedup() -> None:
+                index = DedupIndex()
+                for key, *_ in prepared:
+                    index.add(key)
+
+            steps = [
+                ("whole append (async), incl. building the event", whole),
+                ("building the event (bench's own loop)", lambda: [_event(i) for i in range(n)]),
+                ("validate + payload dumps + key (_prepare)", lambda: [store._prepare(et, p, eid, agg, 1767225600) for et, p, eid, agg in events]),
+                ("dedup digest + lookup + insert", dedup),
+                (f"envelope JSON + CRC + SHA-256 chain ({'C' if native_encoder else 'Python'})",
+                 lambda: [encode_line(et, key, ts, body, agg, h, True, 0) for key, et, body, agg, ts in prepared]),
+                ("Envelope record (a tuple, built as the store builds it)",
+                 lambda: [new(Envelope, (et, key, ts, body, agg, h, h, {})) for key, et, body, agg, ts in prepared]),
+                ("state apply (CRUD merge, payload parsed)", lambda: [state.apply(e) for e in envs]),
+                ("writer submit (async buffer)", lambda: [writer.submit(line, b"ev\n", 1) for line, _ in lines]),
+            ]  # fmt: skip
+            # The whole append beside the anchor (ratio = anchor time / append time, as the rates'),
+            # then each step alone: the steps' sum is the append minus the call and lock overhead.
+            rows = [
+                Row(AREA, f"append step: {name}", _cpu_us(fn, n), "µs CPU/event",
+                    *(("orjson+batched writes µs/event", anchor_us) if i == 0 else ()))  # fmt: skip
+                for i, (name, fn) in enumerate(steps)
+            ]
+        finally:
+            store.close()
+        return rows
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(quick: bool) -> list[Row]:
     """All engine figures; ``quick`` uses small sizes."""
-    return [*append_rows(quick), *open_rows(quick), *dedup_rows(quick)]
+    return [*append_rows(quick), *fsync_rows(quick), *step_rows(quick), *open_rows(quick), *dedup_rows(quick)]
 
 
 if __name__ == "__main__":

@@ -317,3 +317,34 @@ def test_dedup_cache_is_used_only_while_it_matches(tmp_path: Path, tamper: str, 
             with pytest.raises(ll.DuplicateEventError):
                 store.append("T", {}, event_id=eid)
         store.append("T", {}, event_id="new")
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_replay_keeps_timestamps_beyond_a_datetime_exactly(tmp_path: Path, binary: bool) -> None:
+    """The decoder's frame holds datetimes; seconds beyond their range are read back from the record."""
+    big = 2**64 - 1
+    with ll.open_store(tmp_path, binary=binary) as store:
+        store.append("ProductCreated", {"id": "p1"}, aggregate_id="p1", timestamp=big)
+        store.append("ProductUpdated", {"id": "p2"}, aggregate_id="p2", timestamp=1)
+        live = ({k: dict(v) for k, v in store.versions.items()}, store.last_hash)
+    with ll.open_store(tmp_path) as store:
+        assert ({k: dict(v) for k, v in store.versions.items()}, store.last_hash) == live
+        assert store.versions["Product"]["p1"][1] == big
+
+
+def test_a_whole_record_without_its_newline_is_still_a_torn_tail(tmp_path: Path) -> None:
+    """The engine writes a line and its newline in one write: a last line without it was never
+    acknowledged, even when its bytes happen to be a whole record."""
+    fill(tmp_path, 3)
+    journal = tmp_path / "events.raftlog"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-1])
+    (tmp_path / "dedup.raftids").write_bytes(b"e0\ne1\n")  # ids are written after their record: a crash left none
+    last = whole[whole.rfind(b"\n", 0, len(whole) - 1) + 1 : -1]
+    with ll.open_store(tmp_path) as store:
+        assert store.event_count == 2
+        [side] = store.torn_tails
+        assert side.read_bytes() == last
+        store.append("ProductCreated", {"id": "p2", "n": 2}, aggregate_id="p2", event_id="e2")  # never acknowledged
+    assert journal.read_bytes().count(b"\n") == 3 and journal.read_bytes().endswith(b"\n")
+    assert_chain([r.env for r in read_back(tmp_path)])

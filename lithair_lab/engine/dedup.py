@@ -1,12 +1,12 @@
 """The in-memory idempotence index: 128-bit digests, 21 to 43 bytes per id.
 
-Keys are hashed to 16 bytes (the first half of their SHA-256: a false
-duplicate would lose an event, so the digest is wide enough that a collision
-among 10^10 ids has probability below 10^-18).
+Keys are hashed with BLAKE2b to 16 bytes (a false duplicate would lose an
+event, so the digest is wide enough that a collision among 10^10 ids has
+probability below 10^-18).
 
 With the native encoder built, the digests live in its open-addressing table
-(:class:`NativeDedupIndex`: hashing and lookup in one C call, 16 bytes per
-slot, at most 3/4 full). Without it (:class:`DedupIndex`'s own pure-Python
+(:class:`NativeDedupIndex`: one C call per lookup, 16 bytes per slot, at
+most 3/4 full). Without it (:class:`DedupIndex`'s own pure-Python
 form), new keys go to a small Python set; when it grows past ``merge_at`` it
 is merged into one sorted numpy ``S16`` array, looked up by binary search,
 with a Bloom filter of the sorted digests (16 bits per id, two probes, about
@@ -26,16 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.envelope import _encoder, digest16
+from ..formats.envelope import _encoder
 
 DIGEST_SIZE = 16
 _DTYPE = np.dtype(f"S{DIGEST_SIZE}")
 
 
-digest = digest16
-"""``digest(key)``: the 16-byte digest of an idempotence key (str, or its UTF-8 bytes as read
-from ``dedup.raftids``)."""
-digest_bytes = digest16
+_blake2b = hashlib.blake2b
+
+
+def digest(key: str) -> bytes:
+    """The 16-byte digest of an idempotence key."""
+    return _blake2b(key.encode(), digest_size=DIGEST_SIZE).digest()
+
+
+def digest_bytes(key: bytes) -> bytes:
+    """:func:`digest` of a key already encoded as UTF-8 (as read from ``dedup.raftids``)."""
+    return _blake2b(key, digest_size=DIGEST_SIZE).digest()
 
 
 class DedupIndex:
@@ -175,21 +182,23 @@ class DedupIndex:
 
 
 class NativeDedupIndex(DedupIndex):
-    """:class:`DedupIndex` in the native encoder's digest table (hash and lookup in one C call)."""
+    """:class:`DedupIndex` in the native encoder's digest table (one C call per lookup)."""
 
-    __slots__ = ("_set", "add", "add_digest")
+    __slots__ = ("_set", "add_digest")
 
     def __init__(self, keys: Iterable[str] = (), *, merge_at: int = 65_536) -> None:  # noqa: ARG002
         self._set = _encoder.DigestSet()
-        self.add = self._set.add  # type: ignore[method-assign]  # the hot path: no Python frame
-        self.add_digest = self._set.add_digest  # type: ignore[method-assign]
+        self.add_digest = self._set.add_digest  # type: ignore[method-assign]  # no Python frame
         self.update(keys)
 
     def __len__(self) -> int:
         return len(self._set)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._set
+        return isinstance(key, str) and self._set.has_digest(digest(key))
+
+    def add(self, key: str) -> bool:
+        return self.add_digest(_blake2b(key.encode(), digest_size=DIGEST_SIZE).digest())
 
     def _has(self, d: bytes) -> bool:
         return self._set.has_digest(d)
@@ -210,7 +219,7 @@ class NativeDedupIndex(DedupIndex):
 
     def load_sorted(self, digests: np.ndarray) -> None:
         self._set = _encoder.DigestSet()
-        self.add, self.add_digest = self._set.add, self._set.add_digest  # type: ignore[method-assign]
+        self.add_digest = self._set.add_digest  # type: ignore[method-assign]
         self._set.update(np.ascontiguousarray(digests))
 
     def merge(self, batch: DigestBatch) -> None:
@@ -275,7 +284,7 @@ class DigestBatch:
 # still hash to what it recorded; otherwise it is ignored (never an error).
 
 CACHE_NAME = ".lithair_lab.dedup"
-_MAGIC = b"LLDEDUP2"  # 2: SHA-256 digests (1 held BLAKE2b ones)
+_MAGIC = b"LLDEDUP1"
 _HEADER = struct.Struct("<8sQQ32s32s")  # magic, bytes of dedup.raftids covered, count, sha256 x2
 
 

@@ -134,6 +134,13 @@ def open_store(
     Store
         Holding the directory's write lock until :meth:`Store.close`.
 
+    Notes
+    -----
+    Journals are read with Polars (:func:`lithair_lab.formats.batch.read_journal`),
+    whose thread pool does not survive ``os.fork()``: a process forked from one
+    that already read a journal hangs here. Start writer processes with
+    ``spawn`` or ``forkserver`` (``multiprocessing.get_context``).
+
     Raises
     ------
     StoreLockedError

@@ -259,7 +259,7 @@ static int get_ts(PyObject *o, uint64_t *ts) {
 
 /* A set of 16-byte digests (the dedup index's): open addressing with linear probing in one
  * flat array, 16 bytes per slot, at most 3/4 full (so 21 to 43 bytes per digest). Digests are
- * SHA-256 halves, uniform already: their first 8 bytes are the hash. The all-zero digest marks
+ * BLAKE2b-128 of the keys, uniform already: their first 8 bytes are the hash. The all-zero digest marks
  * an empty slot, so the one real all-zero digest is kept aside in a flag. */
 typedef struct {
     PyObject_HEAD
@@ -353,33 +353,17 @@ static void ds_remove(DigestSet *s, const unsigned char *d) {
     }
 }
 
-/* The digest of a key (str or bytes) or a 16-byte digest given as bytes (raw != 0). */
-static int key_digest(PyObject *arg, unsigned char out[16], int raw) {
-    const char *p;
-    Py_ssize_t n;
-    if (PyUnicode_Check(arg) && !raw) {
-        if ((p = PyUnicode_AsUTF8AndSize(arg, &n)) == NULL) return -1;
-    } else if (PyBytes_Check(arg)) {
-        p = PyBytes_AS_STRING(arg);
-        n = PyBytes_GET_SIZE(arg);
-    } else {
-        PyErr_Format(PyExc_TypeError, "expected %s, got %.100s", raw ? "bytes" : "str or bytes", Py_TYPE(arg)->tp_name);
+/* A 16-byte digest given as bytes. */
+static int get_digest(PyObject *arg, unsigned char out[16]) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "expected bytes, got %.100s", Py_TYPE(arg)->tp_name);
         return -1;
     }
-    if (raw) {
-        if (n != 16) {
-            PyErr_Format(PyExc_ValueError, "a digest is 16 bytes, got %zd", n);
-            return -1;
-        }
-        memcpy(out, p, 16);
-        return 0;
+    if (PyBytes_GET_SIZE(arg) != 16) {
+        PyErr_Format(PyExc_ValueError, "a digest is 16 bytes, got %zd", PyBytes_GET_SIZE(arg));
+        return -1;
     }
-    sha256_ctx c;
-    unsigned char d[32];
-    sha256_init(&c);
-    sha256_update(&c, p, n);
-    sha256_final(&c, d);
-    memcpy(out, d, 16);
+    memcpy(out, PyBytes_AS_STRING(arg), 16);
     return 0;
 }
 
@@ -396,34 +380,25 @@ static void ds_dealloc(DigestSet *s) {
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
-static PyObject *ds_add_common(DigestSet *s, PyObject *arg, int raw) {
+static PyObject *ds_py_add_digest(DigestSet *s, PyObject *arg) {
     unsigned char d[16];
-    if (key_digest(arg, d, raw) < 0) return NULL;
+    if (get_digest(arg, d) < 0) return NULL;
     int r = ds_add(s, d);
     if (r < 0) return NULL;
     return PyBool_FromLong(r);
 }
-static PyObject *ds_py_add(DigestSet *s, PyObject *arg) { return ds_add_common(s, arg, 0); }
-static PyObject *ds_py_add_digest(DigestSet *s, PyObject *arg) { return ds_add_common(s, arg, 1); }
 
 static PyObject *ds_py_has_digest(DigestSet *s, PyObject *arg) {
     unsigned char d[16];
-    if (key_digest(arg, d, 1) < 0) return NULL;
+    if (get_digest(arg, d) < 0) return NULL;
     return PyBool_FromLong(ds_has(s, d));
 }
 
 static PyObject *ds_py_discard_digest(DigestSet *s, PyObject *arg) {
     unsigned char d[16];
-    if (key_digest(arg, d, 1) < 0) return NULL;
+    if (get_digest(arg, d) < 0) return NULL;
     ds_remove(s, d);
     Py_RETURN_NONE;
-}
-
-static int ds_contains(DigestSet *s, PyObject *arg) {
-    unsigned char d[16];
-    if (!PyUnicode_Check(arg) && !PyBytes_Check(arg)) return 0;
-    if (key_digest(arg, d, 0) < 0) return -1;
-    return ds_has(s, d);
 }
 
 static PyObject *ds_py_update(DigestSet *s, PyObject *arg) {
@@ -461,7 +436,6 @@ static PyObject *ds_py_nbytes(DigestSet *s, PyObject *unused) {
 static Py_ssize_t ds_len(DigestSet *s) { return (Py_ssize_t)s->used; }
 
 static PyMethodDef ds_methods[] = {
-    {"add", (PyCFunction)ds_py_add, METH_O, "add(key) -> False when the key's digest was already there."},
     {"add_digest", (PyCFunction)ds_py_add_digest, METH_O, "add_digest(digest16) -> False when already there."},
     {"has_digest", (PyCFunction)ds_py_has_digest, METH_O, "has_digest(digest16) -> bool."},
     {"discard_digest", (PyCFunction)ds_py_discard_digest, METH_O, "discard_digest(digest16): remove if there."},
@@ -471,11 +445,11 @@ static PyMethodDef ds_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PySequenceMethods ds_as_sequence = {.sq_length = (lenfunc)ds_len, .sq_contains = (objobjproc)ds_contains};
+static PySequenceMethods ds_as_sequence = {.sq_length = (lenfunc)ds_len};
 
 static PyTypeObject DigestSetType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lithair_lab.formats._encode.DigestSet",
-    .tp_doc = "A set of 16-byte key digests (first half of SHA-256), about 21-43 bytes per member.",
+    .tp_doc = "A set of 16-byte key digests, 21 to 43 bytes per member.",
     .tp_basicsize = sizeof(DigestSet),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = ds_new,
@@ -568,26 +542,6 @@ static PyObject *py_encode_line(PyObject *self, PyObject *const *args, Py_ssize_
     return out;
 }
 
-static PyObject *py_digest(PyObject *self, PyObject *arg) {
-    /* The dedup index's 16-byte digest of a key: the first half of its SHA-256. */
-    sha256_ctx c;
-    unsigned char d[32];
-    const char *s;
-    Py_ssize_t n;
-    if (PyUnicode_Check(arg)) {
-        if ((s = PyUnicode_AsUTF8AndSize(arg, &n)) == NULL) return NULL;
-    } else if (PyBytes_Check(arg)) {
-        s = PyBytes_AS_STRING(arg); n = PyBytes_GET_SIZE(arg);
-    } else {
-        PyErr_Format(PyExc_TypeError, "digest() takes str or bytes, got %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
-    sha256_init(&c);
-    sha256_update(&c, s, n);
-    sha256_final(&c, d);
-    return PyBytes_FromStringAndSize((const char *)d, 16);
-}
-
 static PyObject *py_sha_ni(PyObject *self, PyObject *unused) {
     return PyBool_FromLong(block_fn != sha256_block);
 }
@@ -598,7 +552,6 @@ static PyMethodDef methods[] = {
      " -> (line, event_hash): the CRC-framed Era C JSON line and the chain hash (None when chain is false)."},
     {"event_hash", (PyCFunction)(void (*)(void))py_event_hash, METH_FASTCALL,
      "event_hash(event_type, event_id, timestamp, payload, aggregate_id, previous_hash) -> 64 hex digits."},
-    {"digest", py_digest, METH_O, "digest(key) -> the first 16 bytes of SHA-256 of the key's UTF-8."},
     {"sha_ni", py_sha_ni, METH_NOARGS, "sha_ni() -> True when SHA-256 runs on the CPU's SHA extensions."},
     {NULL, NULL, 0, NULL},
 };

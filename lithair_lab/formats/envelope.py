@@ -169,11 +169,6 @@ def _py_encode_line(
     return b"%08x:%s\n" % (zlib.crc32(json), json), h
 
 
-def _py_digest(key: str | bytes) -> bytes:
-    """The pure-Python :data:`digest16`."""
-    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()[:16]
-
-
 def _native_encoder() -> Any:
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
         return None
@@ -200,8 +195,6 @@ All 7 envelope fields in order, compact JSON as orjson writes it, CRC-32 prefix
 hash after ``previous_hash`` (else null, and None is returned); ``batch_left > 0``
 adds the :data:`BATCH_FIELD` extra field. The engine's hot path: the C version
 does in one call what the Python one does in five."""
-digest16 = _encoder.digest if _encoder is not None else _py_digest
-"""``digest16(key)``: the first 16 bytes of SHA-256 of a key (str, or its UTF-8 bytes)."""
 
 
 def envelope_from_obj(obj: Any) -> Envelope | None:
