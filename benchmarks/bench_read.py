@@ -185,14 +185,15 @@ def run(quick: bool, *, huge: bool = True) -> list[Row]:
         rows.append(Row(AREA, "read envelope frame, CRC on: CPU time, all threads", cpu, "s",
                         "per-line orjson.loads + zlib.crc32 loop: CPU time", cpu_loop))  # fmt: skip
 
-        pure = measure(lambda: pure_python_read(store), repeat=repeat)
+        slow_repeat = 1 if quick else repeat  # the fallbacks take seconds even on --quick's events
+        pure = measure(lambda: pure_python_read(store), repeat=slow_repeat)
         rows.append(Row(AREA, "read envelope frame, CRC on, pure-Python fallback (no C extension)", pure, "s",
                         "pl.read_ndjson, explicit schema, plain NDJSON", anchor))  # fmt: skip
 
         binary = measure(lambda: ll.read(binary_store), repeat=repeat)
         rows.append(Row(AREA, "read envelope frame, binary journal (same events)", binary, "s",
                         "pl.read_ndjson, explicit schema, plain NDJSON", anchor, target="≤ 2× anchor (ratio ≥ 0.5)"))  # fmt: skip
-        binary_pure = measure(lambda: pure_python_read(binary_store), repeat=repeat)
+        binary_pure = measure(lambda: pure_python_read(binary_store), repeat=slow_repeat)
         rows.append(Row(AREA, "read envelope frame, binary journal, pure-Python fallback", binary_pure, "s",
                         "pl.read_ndjson, explicit schema, plain NDJSON", anchor))  # fmt: skip
 
