@@ -1,5 +1,5 @@
-/* Native envelope decoder for CRC-framed JSON journal lines (FORMATS.md sections 2 and 9),
- * for formats/batch.py.
+/* Native envelope decoder for CRC-framed JSON journal lines (FORMATS.md sections 2 and 9)
+ * and binary frames (section 3), for formats/batch.py.
  *
  * decode_envelopes(buf) walks a chunk of whole lines without the GIL (a large
  * chunk is cut at line boundaries into parts decoded by parallel threads),
@@ -11,6 +11,7 @@
  * most once and one of the envelope's eight, strings with valid escapes and
  * strict UTF-8, integers that fit in 64 bits. Any other line is flagged and
  * batch.py decodes it with the reference path, so both give the same rows.
+ * decode_frames(buf) does the same for binary frames (bincode-2 envelopes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,4 +1,4 @@
-"""The optional native accelerator of the JSON read path (``_native.c``), or its absence.
+"""The optional native decoder of the read path (``_native.c``: JSON lines and binary frames), or its absence.
 
 ``pip install`` compiles it when a C compiler is there (``setup.py``,
 ``optional=True``); without it, or with the environment variable
