@@ -116,12 +116,14 @@ def append_path(src: str, into: str) -> None:
         store.snapshot()
 
 
-def runs(kind: str, src: Path, tmp: Path, repeat: int, position: int | None = None) -> tuple[Timing, float]:
-    """``repeat`` child runs: their times, and the highest peak memory among them."""
+def runs(kind: str, src: Path, tmp: Path, repeat: int, position: int | None = None, *, child: bool = True) -> tuple[Timing, float]:
+    """``repeat`` runs, each in a child process unless ``child`` is false (a quick smoke
+    test: then the peak memory is this process's): their times, and the highest peak memory."""
     times, peak = [], 0.0
     for i in range(repeat):
         into = tmp / f"out-{kind}-{i}"
-        s, mib = in_child("benchmarks.bench_restore", "_child", kind, str(src), str(into), position, memory_limit_mib=LIMIT_MIB)
+        args = (kind, str(src), str(into), position)
+        s, mib = in_child("benchmarks.bench_restore", "_child", *args, memory_limit_mib=LIMIT_MIB) if child else _child(*args)
         shutil.rmtree(into, ignore_errors=True)
         times.append(s)
         peak = max(peak, mib)
@@ -129,27 +131,27 @@ def runs(kind: str, src: Path, tmp: Path, repeat: int, position: int | None = No
 
 
 def run(quick: bool) -> list[Row]:
-    n, entities, repeat = (30_000, 300, 2) if quick else (1_000_000, 10_000, 3)
+    n, entities, repeat = (5_000, 100, 1) if quick else (1_000_000, 10_000, 3)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         era_c = build(tmp / "era-c", n, entities, era="C")
         era_b = build(tmp / "era-b", n, entities, era="B")
         size = f"{n:,} events"
-        new, new_peak = runs("importer", era_c, tmp, repeat)
-        old, old_peak = runs("append", era_c, tmp, repeat)
-        read, read_peak = runs("read", era_c, tmp, repeat)
-        replay, _ = runs("open", era_c, tmp, repeat)
+        new, new_peak = runs("importer", era_c, tmp, repeat, child=not quick)
+        old, old_peak = runs("append", era_c, tmp, repeat, child=not quick)
+        read, read_peak = runs("read", era_c, tmp, repeat, child=not quick)
+        replay, _ = runs("open", era_c, tmp, repeat, child=not quick)
         rows.append(Row(AREA, f"ll.restore, Era C log at the head ({size})", new, "s", "previous append path", old))
         rows.append(Row(AREA, f"ll.restore, Era C log at the head ({size})", new, "s", "ll.read of the source", read))
         rows.append(Row(AREA, f"ll.restore, Era C log at the head ({size})", new, "s",
                         "open_store replaying the source (read + fold, the floor)", replay))  # fmt: skip
         rows.append(Row(AREA, "ll.restore peak resident memory", new_peak, "MiB", "previous append path", old_peak))
         rows.append(Row(AREA, "ll.restore peak resident memory", new_peak, "MiB", "ll.read of the source", read_peak))
-        _, quarter_peak = runs("importer", era_c, tmp, 1, position=n // 4)
+        _, quarter_peak = runs("importer", era_c, tmp, 1, position=n // 4, child=not quick)
         rows.append(Row(AREA, f"ll.restore peak memory, first {n // 4:,} events", quarter_peak, "MiB", f"all {size}", new_peak,
                         higher_is_better=True, target="flat in history length (ratio near 1)"))  # fmt: skip
-        b, _ = runs("importer", era_b, tmp, repeat)
+        b, _ = runs("importer", era_b, tmp, repeat, child=not quick)
         rows.append(Row(AREA, f"ll.restore, Era B log with repeated ids ({size})", b, "s", "Era C log of the same size", new,
                         notes={"previous append path": "refused (DuplicateEventError)"}))  # fmt: skip
     return rows
@@ -157,7 +159,7 @@ def run(quick: bool) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_restore", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="30,000 events, 2 runs each (a smoke test)")
+    ap.add_argument("--quick", action="store_true", help="5,000 events, one run each, in this process (a smoke test)")
     args = ap.parse_args(argv)
     print(markdown(run(args.quick)))
     return 0
