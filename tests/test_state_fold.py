@@ -237,8 +237,11 @@ def test_folding_in_tiny_chunks_equals_one_chunk_and_the_naive_fold(events, rows
         assert sorted(tiny) == sorted(whole) and tiny.events == whole.events
         # A payload that is not JSON is found when the fold reads it: a record
         # superseded inside one chunk is not read, so smaller chunks find more.
-        read = pl.col("kind") != "bad_payload"
-        assert tiny.anomalies.filter(read).equals(whole.anomalies.filter(read))
+        # (reported as such, not as the update before create it also is).
+        bad = tiny.anomalies.filter(pl.col("kind") == "bad_payload")["seq"]
+        assert tiny.anomalies.filter(~pl.col("seq").is_in(bad.implode())).equals(
+            whole.anomalies.filter(~pl.col("seq").is_in(bad.implode()))
+        )
         assert set(whole.anomalies["seq"]) <= set(tiny.anomalies["seq"])
 
 
