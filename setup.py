@@ -15,7 +15,8 @@ setup(
         Extension(
             "lithair_lab.formats._native",
             sources=["lithair_lab/formats/_native.c"],
-            extra_compile_args=["-O3"],
+            extra_compile_args=["-O3", "-pthread"],  # it splits a chunk across threads
+            extra_link_args=["-pthread"],
             optional=True,
         ),
         Extension(

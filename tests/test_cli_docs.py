@@ -14,7 +14,8 @@ COMMANDS = sorted(main.commands)
 
 
 def test_the_workbench_commands_are_all_there() -> None:
-    expected = {"inspect", "verify", "export", "state", "history", "diff", "restore", "simulate", "generate", "lab"}
+    expected = {"inspect", "verify", "export", "state", "history", "diff", "restore", "simulate", "generate", "lab",
+                "compact", "backups", "restore-backup"}
     assert expected <= set(COMMANDS)
 
 

@@ -161,7 +161,7 @@ def what_if(
             else:
                 frame = frame.filter(m.mask())
             if dropped is not None:
-                frame = frame.filter(~pl.col("seq").is_in(dropped))
+                frame = frame.filter(~pl.col("seq").is_in(dropped.implode()))
             if imp.binary:  # frames have no room for raw records: they are left out (and counted)
                 raw = frame["record_kind"] != "envelope"
                 left_out += raw.sum()
