@@ -41,6 +41,7 @@ from .engine.models import Field, Index, Model, ModelStore, model_from_schema, o
 from .formats.envelope import RawJSON
 from .frames import (
     Follower,
+    decode_objects,
     decode_payloads,
     follow,
     payload_schema,
@@ -79,6 +80,7 @@ __all__ = [
     "ConstraintError",
     "DamageError",
     "datasets",
+    "decode_objects",
     "decode_payloads",
     "diff",
     "DuplicateEventError",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .chain import CHAIN_SCHEMA, verify_chain
 from .damage import read_damage, scan_damage
 from .follow import Follower, follow
-from .payload import decode_payloads, payload_schema
+from .payload import decode_objects, decode_payloads, payload_schema
 from .scan import read, scan
 from .snapshots import DEDUP_SCHEMA, SNAPSHOT_SCHEMA, read_dedup, read_meta, read_snapshot
 
@@ -18,6 +18,7 @@ __all__ = [
     "DEDUP_SCHEMA",
     "SNAPSHOT_SCHEMA",
     "Follower",
+    "decode_objects",
     "decode_payloads",
     "follow",
     "payload_schema",
