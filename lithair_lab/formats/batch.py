@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -47,7 +47,7 @@ import orjson
 import polars as pl
 
 from . import bincode, crud, jsonlines, native
-from .envelope import ENVELOPE_FIELDS, Envelope, envelope_from_obj, short_type
+from .envelope import BATCH_FIELD, ENVELOPE_FIELDS, Envelope, envelope_from_obj, short_type
 from .schema import DAMAGE_SCHEMA, EVENT_SCHEMA
 
 Encoding = Literal["json", "binary", "unframed_binary", "empty"]
@@ -71,10 +71,6 @@ FRAME_PAST_EOF = "frame_past_eof"
 BAD_FRAME = "bad_frame"
 OVERSIZED = "oversized_record"
 UNFRAMED_BINARY = "unframed_binary"
-
-#: lithair_lab's extra envelope field on each record of an ``append_many`` batch but
-#: the last: how many records of the batch follow it (the engine writes it).
-BATCH_FIELD = "lithair_lab_batch"
 
 _NDJSON_SCHEMA = {
     "event_type": pl.String,
