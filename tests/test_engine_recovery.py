@@ -348,3 +348,19 @@ def test_a_whole_record_without_its_newline_is_still_a_torn_tail(tmp_path: Path)
         store.append("ProductCreated", {"id": "p2", "n": 2}, aggregate_id="p2", event_id="e2")  # never acknowledged
     assert journal.read_bytes().count(b"\n") == 3 and journal.read_bytes().endswith(b"\n")
     assert_chain([r.env for r in read_back(tmp_path)])
+
+
+def test_the_chain_runs_on_past_a_raw_record(tmp_path: Path) -> None:
+    """A raw (non-envelope) record has no hash: after reopening, the next event
+    links to the last hashed one, as ``verify_chain`` and restore read the chain."""
+    d = tmp_path / "s"
+    with ll.open_store(d) as store:
+        store.append("ProductCreated", {"id": "a"}, aggregate_id="a")
+    with open(d / "events.raftlog", "ab") as f:
+        f.write(jsonlines.frame_line(b'{"LegacyThing":{"n":1}}'))
+    with ll.open_store(d) as store:
+        store.append("ProductUpdated", {"n": 2}, aggregate_id="a")
+    frame = ll.read(d)
+    assert frame["record_kind"].to_list() == ["envelope", "raw", "envelope"]
+    assert frame["previous_hash"][2] == frame["event_hash"][0] is not None
+    assert ll.verify_chain(d).is_empty()

@@ -298,9 +298,7 @@ class Store:
             for env in reader:
                 apply(env)
                 count += 1
-                if env is None:
-                    prev = None
-                else:
+                if env is not None:  # a raw record has no hash: the chain runs on past it
                     prev = env.event_hash
                     add(env.event_id.encode())
             self._prev = prev

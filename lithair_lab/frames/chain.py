@@ -32,8 +32,10 @@ def verify_chain(source: Source) -> pl.DataFrame:
     Rules (FORMATS.md section 2): an event without ``event_hash`` is legacy
     and resets the chain; a hash that does not match the record is
     ``invalid_hash``; a ``previous_hash`` that differs from the prior record's
-    hash is ``broken_link``. Records are taken per store in ``seq`` order.
-    The payload is hashed exactly as stored.
+    hash is ``broken_link``. A raw (non-envelope) record is not part of the
+    chain: the event after it links to the last event before it, as the
+    engine appends it. Records are taken per store in ``seq`` order. The
+    payload is hashed exactly as stored.
 
     Parameters
     ----------
