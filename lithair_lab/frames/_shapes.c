@@ -1,9 +1,10 @@
 /* The shape of each JSON row of a buffer, for frames/payload.py.
  *
- * shapes(buf) reads rows separated by '\n' and returns (ids, firsts): `ids`
- * holds one native uint32 per row, the number of the row's shape (numbered in
- * order of first appearance); `firsts` holds one uint32 per shape, the first
- * row that has it.
+ * shapes(buf) reads rows separated by '\n' and returns (ids, firsts, valid):
+ * `ids` holds one native uint32 per row, the number of the row's shape
+ * (numbered in order of first appearance); `firsts` holds one uint32 per
+ * shape, the first row that has it; `valid` one byte per row, 1 when the row
+ * is surely JSON that orjson reads (see valid_row), 0 when not sure.
  *
  * A row's shape is its text with whitespace dropped, keys kept as written,
  * every string value written `s`, every boolean `b`, null `n`, a number with a
@@ -228,10 +229,181 @@ static int shape_of(Table *t, const unsigned char *p, const unsigned char *end) 
     return 0;
 }
 
+/* --- whether a row is surely JSON ----------------------------------------------
+ *
+ * valid_row() says 1 only when orjson.loads(row) surely succeeds, so a caller
+ * can skip the parse for those rows and ask orjson about the others. It is a
+ * strict JSON grammar check, except that the cases orjson decides by value are
+ * left to it (0): integer parts of more than 18 digits and exponents of more
+ * than 2 (overflow), \u escapes of surrogates (pairs and lone ones), nesting
+ * deeper than SURE_DEPTH. It is a second, separate look at the row while it is
+ * in cache: the shape above is lenient on purpose and must not change.
+ */
+#define SURE_DEPTH 64
+
+/* Bytes a string holds as they are: printable ASCII but the quote and backslash. */
+static unsigned char plain[256];
+
+static void init_plain(void) {
+    for (int c = 0x20; c < 0x80; c++) plain[c] = c != '"' && c != '\\';
+}
+
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static inline const unsigned char *skip_space(const unsigned char *p, const unsigned char *end) {
+    while (p < end && *p <= ' ' && is_space(*p)) p++; /* (one test for the usual token byte) */
+    return p;
+}
+
+static inline int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 0x20; /* lower case */
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The length of the UTF-8 character at p, 0 when it is not one: overlong forms,
+ * surrogates (ED A0..BF) and code points above U+10FFFF are refused. */
+static size_t utf8_length(const unsigned char *p, const unsigned char *end) {
+#define CONT(x) (((x) & 0xC0) == 0x80)
+    unsigned char c = p[0];
+    size_t left = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF) return left >= 2 && CONT(p[1]) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return left >= 3 && p[1] >= lo && p[1] <= hi && CONT(p[2]) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return left >= 4 && p[1] >= lo && p[1] <= hi && CONT(p[2]) && CONT(p[3]) ? 4 : 0;
+    }
+    return 0;
+#undef CONT
+}
+
+/* Past the string whose opening quote is just before p; NULL when not surely valid. */
+static const unsigned char *string_end(const unsigned char *p, const unsigned char *end) {
+    for (;;) {
+        while (p < end && plain[*p]) p++;
+        if (p == end) return NULL;
+        unsigned char c = *p;
+        if (c == '"') return p + 1;
+        if (c == '\\') {
+            if (end - p < 2) return NULL;
+            c = p[1];
+            if (c == 'u') {
+                if (end - p < 6) return NULL;
+                int v = 0;
+                for (int k = 2; k < 6; k++) {
+                    int h = hex_value(p[k]);
+                    if (h < 0) return NULL;
+                    v = v << 4 | h;
+                }
+                if (v >= 0xD800 && v <= 0xDFFF) return NULL; /* orjson pairs them, or refuses */
+                p += 6;
+            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+                p += 2;
+            } else {
+                return NULL;
+            }
+        } else if (c < 0x20) {
+            return NULL;
+        } else {
+            size_t n = utf8_length(p, end);
+            if (n == 0) return NULL;
+            p += n;
+        }
+    }
+}
+
+/* Past the number at p (-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?); NULL when not surely
+ * valid. At most 18 integer digits (an int64, always) and 2 exponent digits (a
+ * finite double, whatever the fraction): beyond, orjson decides. */
+static const unsigned char *number_end(const unsigned char *p, const unsigned char *end) {
+    if (*p == '-') p++;
+    if (p == end || !is_digit(*p)) return NULL;
+    const unsigned char *s = p;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && is_digit(*p)) p++;
+        if (p - s > 18) return NULL;
+    }
+    if (p < end && *p == '.') {
+        s = ++p;
+        while (p < end && is_digit(*p)) p++;
+        if (p == s) return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        s = p;
+        while (p < end && is_digit(*p)) p++;
+        if (p == s || p - s > 2) return NULL;
+    }
+    return p;
+}
+
+/* 1 when row [p, end) is surely one JSON value that orjson accepts, else 0. */
+static int valid_row(const unsigned char *p, const unsigned char *end) {
+    unsigned char close[SURE_DEPTH]; /* '}' or ']' for each enclosing object or array */
+    size_t depth = 0;
+    unsigned char c;
+value: /* a value is due */
+    p = skip_space(p, end);
+    if (p == end) return 0;
+    c = *p;
+    if (c == '"') {
+        p = string_end(p + 1, end);
+    } else if (is_digit(c) || c == '-') {
+        p = number_end(p, end);
+    } else if (c == '{' || c == '[') {
+        if (depth == SURE_DEPTH) return 0;
+        close[depth++] = c + 2; /* '{' + 2 is '}', '[' + 2 is ']' */
+        p = skip_space(p + 1, end);
+        if (p < end && *p == c + 2) {
+            p++;
+            depth--;
+            goto after;
+        }
+        if (c == '{') goto key;
+        goto value;
+    } else if (c == 'n') {
+        p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    } else if (c == 't') {
+        p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    } else if (c == 'f') {
+        p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    } else {
+        return 0;
+    }
+    if (!p) return 0;
+after: /* a value ended: a comma, a closing bracket or the row's end is due */
+    p = skip_space(p, end);
+    if (depth == 0) return p == end;
+    if (p == end) return 0;
+    if (*p == close[depth - 1]) {
+        p++;
+        depth--;
+        goto after;
+    }
+    if (*p != ',') return 0;
+    p = skip_space(p + 1, end);
+    if (close[depth - 1] == ']') goto value;
+key: /* at a non-space inside an object: a key and its colon are due */
+    if (p == end || *p != '"') return 0;
+    p = string_end(p + 1, end);
+    if (!p) return 0;
+    p = skip_space(p, end);
+    if (p == end || *p != ':') return 0;
+    p++;
+    goto value;
+}
+
 PyDoc_STRVAR(shapes_doc,
-             "shapes(buf) -> (ids, firsts)\n\n"
+             "shapes(buf) -> (ids, firsts, valid)\n\n"
              "The shape of each '\\n'-separated row of `buf` (native uint32 per row, numbered in order of\n"
-             "first appearance) and the first row of each shape (native uint32 per shape).");
+             "first appearance), the first row of each shape (native uint32 per shape), and per row one\n"
+             "byte: 1 when the row is surely one JSON value orjson.loads accepts, 0 when not sure.");
 
 static PyObject *shapes(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer view;
@@ -252,6 +424,13 @@ static PyObject *shapes(PyObject *Py_UNUSED(self), PyObject *args) {
         return NULL;
     }
     uint32_t *out = (uint32_t *)PyBytes_AS_STRING(ids);
+    PyObject *valid = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)rows);
+    if (!valid) {
+        Py_DECREF(ids);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *sure = (unsigned char *)PyBytes_AS_STRING(valid);
     Table t = {0};
     t.n_slots = 64;
     t.slots = malloc(t.n_slots * sizeof(Slot));
@@ -270,6 +449,7 @@ static PyObject *shapes(PyObject *Py_UNUSED(self), PyObject *args) {
                 break;
             }
             out[r] = (uint32_t)id;
+            sure[r] = (unsigned char)valid_row(p, e);
             p = e + 1;
         }
     }
@@ -281,9 +461,10 @@ static PyObject *shapes(PyObject *Py_UNUSED(self), PyObject *args) {
     free(t.firsts);
     if (!firsts) {
         Py_DECREF(ids);
+        Py_DECREF(valid);
         return failed ? PyErr_NoMemory() : NULL;
     }
-    PyObject *result = Py_BuildValue("(NN)", ids, firsts);
+    PyObject *result = Py_BuildValue("(NNN)", ids, firsts, valid);
     return result;
 }
 
@@ -296,4 +477,7 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_shapes", "Per-row JSON shapes for the payload decoder.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__shapes(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__shapes(void) {
+    init_plain();
+    return PyModule_Create(&module);
+}

@@ -112,20 +112,23 @@ def _native() -> Any:
     return _native_shapes if os.environ.get(PURE_PYTHON_ENV, "") in ("", "0") else None
 
 
-def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per row its shape number (in order of first appearance), and each shape's first row.
+def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row its shape number (in order of first appearance), each shape's first row, and per row a flag: surely JSON.
+
+    The flag is :func:`surely_json`'s (all False without the C extension).
 
     ``text`` is ``values`` joined by newlines; when a value holds a newline
     itself, the number of ids differs from the number of values.
     """
     if not len(values):
-        return np.zeros(0, np.uint32), np.zeros(0, np.uint32)
+        return np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, np.bool_)
     module = _native()
     if module is not None:  # (more ids than values: some value holds a newline)
-        ids, firsts = module.shapes(text)
-        return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32)
+        ids, firsts, valid = module.shapes(text)
+        return np.frombuffer(ids, np.uint32), np.frombuffer(firsts, np.uint32), np.frombuffer(valid, np.bool_)
     if values.str.contains("\n", literal=True).any():
-        return np.zeros(0, np.uint32), np.zeros(0, np.uint32)  # the caller takes the newlines out first
+        none = np.zeros(0, np.uint32)
+        return none, none, np.zeros(0, np.bool_)  # the caller takes the newlines out first
     # Without the C extension, a coarser shape from one regex pass: keys kept,
     # string values `"`, numbers by their `.`/`e` (integers of 19 digits or
     # more as written), each token then `_`; the rest as written. Same
@@ -138,7 +141,27 @@ def _shape_ids(text: bytes, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         .with_columns(pl.col("first").rank("dense").cast(pl.UInt32).alias("id") - 1)
     )
     firsts = groups.filter(pl.col("row") == pl.col("first"))["row"]
-    return groups["id"].to_numpy(), firsts.to_numpy()
+    # Nothing is sure without the C pass: every row is left to orjson.
+    return groups["id"].to_numpy(), firsts.to_numpy(), np.zeros(len(values), np.bool_)
+
+
+def surely_json(values: pl.Series) -> np.ndarray:
+    """Per string, True when ``orjson.loads`` surely accepts it; False when not sure (ask orjson).
+
+    One strict grammar check per row in the C shapes pass, so a caller parses
+    only the False rows. False, besides invalid JSON: null strings, strings
+    holding a raw newline, integer parts over 18 digits, exponents over 2
+    digits, ``\\u`` escapes of surrogates, nesting deeper than 64; and every
+    row without the C extension.
+    """
+    if not len(values):
+        return np.zeros(0, np.bool_)
+    newline = values.str.contains("\n", literal=True).fill_null(True).to_numpy()
+    rows = values.fill_null("")
+    if newline.any():  # one row per value (its flag is dropped below)
+        rows = rows.str.replace_all("\n", " ", literal=True)
+    text = rows.str.join("\n").cast(pl.Binary).item()
+    return _shape_ids(text, rows)[2] & ~newline
 
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
@@ -201,7 +224,7 @@ class _Shapes:
         nulls = values.is_null() if values.null_count() else None
         values = values.fill_null("{}") if nulls is not None else values
         text = values.str.join("\n").cast(pl.Binary).item() if len(values) else b""
-        ids, firsts = _shape_ids(text, values)
+        ids, firsts, _ = _shape_ids(text, values)
         if len(ids) != len(values):
             # A raw newline is only ever whitespace between JSON tokens (JSON
             # strings cannot hold one): once the rows are known to be JSON,
@@ -210,7 +233,7 @@ class _Shapes:
                 _parse(values[row], row, labels)
             values = values.str.replace_all("\n", " ", literal=True)
             text = values.str.join("\n").cast(pl.Binary).item()
-            ids, firsts = _shape_ids(text, values)
+            ids, firsts, _ = _shape_ids(text, values)
         reps = values.gather(pl.Series(firsts, dtype=pl.UInt32))
         # Key tokens (a quote, then a colon) are at least the keys a reader
         # keeps; more means a repeated key or a `":` inside a string: look closer.
