@@ -154,14 +154,24 @@ def surely_json(values: pl.Series) -> np.ndarray:
     digits, ``\\u`` escapes of surrogates, nesting deeper than 64; and every
     row without the C extension.
     """
+    return row_shapes(values)[1]
+
+
+def row_shapes(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per string its shape number and :func:`surely_json`'s flag, from one pass.
+
+    Strings of one shape hold the same keys, at every depth, with values of
+    the same JSON types (numbered in order of first appearance).
+    """
     if not len(values):
-        return np.zeros(0, np.bool_)
+        return np.zeros(0, np.uint32), np.zeros(0, np.bool_)
     newline = values.str.contains("\n", literal=True).fill_null(True).to_numpy()
     rows = values.fill_null("")
     if newline.any():  # one row per value (its flag is dropped below)
         rows = rows.str.replace_all("\n", " ", literal=True)
     text = rows.str.join("\n").cast(pl.Binary).item()
-    return _shape_ids(text, rows)[2] & ~newline
+    ids, _firsts, sure = _shape_ids(text, rows)
+    return ids, sure & ~newline
 
 
 _STRING = r'"(?:[^"\\]|\\.)*"'

@@ -13,7 +13,7 @@ from lithair_lab.engine.reducers import Reducer, ReducerRegistry, ReplayState
 from lithair_lab.errors import HistoryWarning, MomentError, NotFoundError
 from lithair_lab.formats.envelope import Envelope
 
-from . import fold
+from . import fold, incremental
 from .columns import ANOMALY_SCHEMA, KEY, STATE_META
 from .moment import Moment, moment
 from .source import History, Source, Start, stream
@@ -132,9 +132,11 @@ def state_at(
     own replay (from the nearest checkpoint), the rest with Polars. The
     history is read and folded chunk by chunk (:data:`FOLD_ROWS` records at
     a time, each folded onto the state so far), so memory holds the live
-    state and one chunk whatever the history's length. A payload that is not
-    JSON is reported when the fold reads it: one superseded within its chunk
-    by a later create may go unreported (the time machine checks them all).
+    state and one chunk whatever the history's length. Every payload is
+    checked: one that is not JSON is reported (``bad_payload``) and applied
+    as null, as the engine applies it. A field whose values in the payloads
+    the state is read from (the last to set each field of each live entity)
+    have JSON types that do not mix is given as JSON text.
 
     See Also
     --------
@@ -191,15 +193,14 @@ def fold_history(
     """The state at ``m`` of a history (checkpoint used when it helps), folded chunk by chunk.
 
     Each chunk of records is folded onto the state so far
-    (:func:`lithair_lab.state.fold.fold_chunk`), so memory holds the live
+    (:class:`lithair_lab.state.incremental.Fold`), so memory holds the live
     state plus one chunk, whatever the history's length.
     """
     history.check_horizon(m)
     start = history.start if history.start is not None and history.start.usable_for(m) else None
-    carried: dict[str, fold.Carried] = {}
+    state = incremental.Fold()
     if start is not None:
-        for name, part in fold.start_rows(start.models, start.versions).items():
-            carried[name] = fold.fold_chunk(None, part.rows, name=name, anomalies=False)[0]
+        state.add(_start_frame(start.models, start.versions), anomalies=False)
     models = dict.fromkeys(start.models if start is not None else ())
     anomalies: list[pl.DataFrame] = []
     counted, custom = 0, False
@@ -211,18 +212,15 @@ def fold_history(
         counted += events.height
         types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
         custom = custom or bool(types)
-        found = fold.crud_rows(events, custom_types=types)
-        anomalies += found.anomalies
-        for name, part in found.models.items():
-            carried[name], chunk_anomalies = fold.fold_chunk(carried.get(name), part.rows, name=name)
-            anomalies.append(chunk_anomalies)
+        frame, found = fold.crud_frame(events, custom_types=types)
+        anomalies += [*found, state.add(frame)]
     if custom:
         # Custom reducers are Python functions over the whole state, so the
         # history folds (again) through the engine's own replay. CRUD
         # anomalies are those of the fold above, which saw the same CRUD rows.
         frames = _fold_python(history, m, start, registry, rows)
     else:
-        frames = {name: fold.finish(c) for name, c in carried.items()}
+        frames = state.state()
     state = State({name: frames.get(name, empty_state()) for name in sorted(models)})
     state.moment = m
     state.events = (start.position if start else 0) + counted
@@ -269,10 +267,15 @@ def replay_rows(replay: ReplayState, events: pl.DataFrame) -> None:
 
 def replay_frames(replay: ReplayState) -> dict[str, pl.DataFrame]:
     """A replayed state as state frames (through the vectorized fold, so their shape is the same)."""
-    return {
-        name: fold.finish(fold.fold_chunk(None, rows.rows, name=name, anomalies=False)[0])
-        for name, rows in fold.start_rows(replay.models, replay.versions).items()
-    }
+    state = incremental.Fold()
+    state.add(_start_frame(replay.models, replay.versions), anomalies=False)
+    return state.state()
+
+
+def _start_frame(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
+    """Fold rows (with ``model``) standing for a state and its versions, as :func:`fold.start_rows` gives them."""
+    parts = [p.rows.select(pl.lit(name).alias("model"), pl.all()) for name, p in fold.start_rows(models, versions).items()]
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"model": pl.String(), **fold.ROW_SCHEMA})
 
 
 def _concat_anomalies(parts: list[pl.DataFrame]) -> pl.DataFrame:

@@ -50,7 +50,7 @@ ANOMALY_KINDS: dict[str, str] = {
     "delete_unknown": "a delete of an entity that was not live: no effect",
     "create_over_live": "a create of an entity that was already live: the payload replaces it (same life)",
     "missing_key": "a CRUD event with no `aggregate_id` and no primary key in its payload: not applied",
-    "bad_payload": "a CRUD event whose payload is not valid JSON: not applied",
+    "bad_payload": "a CRUD event whose payload is not valid JSON: applied as a null value, as the engine does",
     "not_object": "a CRUD event whose payload is not a JSON object: the entity's value becomes it",
 }
 """Every anomaly kind and what the fold does about it."""

@@ -13,16 +13,20 @@ expressions instead of a Python loop. Per entity key, in position order:
   whose payload holds that field (a field set to null is held; an absent one
   is not, so it keeps its older value).
 
-Only the rows from each live entity's base on are decoded, so a cold query
-decodes little more than the live state when updates carry whole objects.
+:func:`life_flags` marks each row by these rules. Two folds use them:
+:class:`lithair_lab.state.incremental.Fold` (``state_at``: chunk by chunk,
+keeping per live entity only the records its state needs) and
+:func:`versions` (the time machine: the state after every event at once).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping
 from typing import Any
 from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -33,6 +37,9 @@ from .columns import ANOMALY_SCHEMA, CHANGED_AT, CHANGED_SEQ, KEY, STATE_META, V
 
 FIELD = "f:"  # prefix of decoded field columns inside the fold
 PRESENT = "p:"  # prefix of their presence flags
+ENGINE = "in-memory"
+"""The Polars engine of the fold's queries: its window expressions (``over``) run
+several times faster there than on the streaming engine ``"auto"`` may pick."""
 ORD = "_ord"  # fold order: seq for events, -1 for a starting state's rows
 WEIGHT = "_weight"  # changes a row stands for (1 for an event, the version count for a starting row)
 START = "_start"  # the row stands for a starting state (checkpoint), not an event
@@ -76,7 +83,22 @@ def crud_rows(
     custom_types: Collection[str] = (),
     primary_keys: Mapping[str, str] | None = None,
 ) -> Rows:
-    """Split an event frame into per-model fold rows.
+    """:func:`crud_frame`'s rows split by model."""
+    frame, anomalies = crud_frame(events, custom_types=custom_types, primary_keys=primary_keys)
+    models = {
+        str(name[0]): ModelRows(part.drop("model"))
+        for name, part in frame.partition_by("model", as_dict=True, maintain_order=True).items()
+    }
+    return Rows(models, anomalies)
+
+
+def crud_frame(
+    events: pl.DataFrame,
+    *,
+    custom_types: Collection[str] = (),
+    primary_keys: Mapping[str, str] | None = None,
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """The fold rows (``model`` then ``ROW_SCHEMA``) of an event frame, and the anomalies met building them.
 
     ``events`` has the ``EVENT_SCHEMA`` columns (at least ``seq``, ``timestamp``,
     ``event_type``, ``short_type``, ``model``, ``op``, ``aggregate_id``,
@@ -102,16 +124,12 @@ def crud_rows(
         pl.col("payload"),
         pl.lit(1, pl.UInt32).alias(WEIGHT),
         pl.lit(value=False).alias(START),
-    ).collect()
+    ).collect(engine=ENGINE)
     anomalies: list[pl.DataFrame] = []
     if frame[KEY].null_count():
         frame, missing = _keys_from_payloads(frame, primary_keys or {})
         anomalies.append(missing)
-    models = {
-        str(name[0]): ModelRows(part.drop("model"))
-        for name, part in frame.partition_by("model", as_dict=True, maintain_order=True).items()
-    }
-    return Rows(models, anomalies)
+    return frame, anomalies
 
 
 def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -152,59 +170,128 @@ def _keys_from_payloads(frame: pl.DataFrame, primary_keys: Mapping[str, str]) ->
     return fixed, anomalies.cast(ANOMALY_SCHEMA)  # type: ignore[arg-type]
 
 
-def payload_flags(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
-    """Add ``IS_OBJ`` (the payload is a JSON object) and ``_valid`` to undecoded rows.
+def payload_flags(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, ...] | None]]:
+    """Fold rows with ``IS_OBJ`` (the payload is a JSON object), ``_valid`` and ``SHAPE``.
 
-    With ``check_json`` every payload is parsed to tell invalid JSON (which the
-    engine applies as a null value) from an object; otherwise a payload that
-    starts with ``{`` counts as an object until decoding says otherwise.
-    Rows that have the flags already are returned as they are.
+    A payload is JSON when the engine can read it (:func:`payload_keys`);
+    one that is not becomes ``null``, the value the engine applies (and
+    ``_valid`` says so). Deletes are valid and not objects whatever their
+    payload. Returns the rows and, per shape, the keys of its objects.
     """
-    if IS_OBJ in rows.collect_schema():
-        return rows
-    is_obj = pl.col("payload").str.strip_chars_start().str.starts_with("{")
-    valid = pl.col("payload").str.json_path_match("$").is_not_null() | (pl.col("payload").str.strip_chars() == "null")
-    not_delete = pl.col("action") != "delete"
-    return rows.with_columns(
-        (not_delete & is_obj & (valid if check_json else pl.lit(value=True))).alias(IS_OBJ),
-        (not_delete.not_() | valid if check_json else pl.lit(None, pl.Boolean)).alias("_valid"),
+    shapes, valid, keys = payload_keys(rows["payload"].fill_null("null"))
+    objects = np.array([k is not None for k in keys] or [False])
+    delete = pl.col("action") == "delete"
+    valid_ = pl.col("_valid")
+    flagged = rows.with_columns(
+        pl.Series(SHAPE, shapes, pl.UInt32),
+        pl.Series("_valid", valid, pl.Boolean),
+        pl.Series(IS_OBJ, objects[shapes] & valid, pl.Boolean),
+    ).with_columns(
+        (delete.not_() & pl.col(IS_OBJ)).alias(IS_OBJ),
+        (delete | valid_).alias("_valid"),
+        pl.when(delete | valid_).then(pl.col("payload")).otherwise(pl.lit("null")).alias("payload"),
     )
+    return flagged, keys
 
 
-def flag_rows(rows: pl.LazyFrame, *, check_json: bool) -> pl.LazyFrame:
-    """Per row: is it in its entity's current life, is it from the base on, anomalies.
+SHAPE = "_shape"
+"""A payload's shape number (:func:`payload_keys`)."""
 
-    Rows without payload flags get them first (:func:`payload_flags`).
+
+def payload_keys(values: pl.Series) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...] | None]]:
+    """Per payload its shape number and whether it is JSON; per shape the keys of its objects.
+
+    JSON means what the engine can read (``orjson.loads``): the shape pass
+    says so for the payloads it is sure of, orjson for the others. A shape's
+    keys come from its first JSON payload (None when it has none, or is not
+    an object): payloads of one shape hold the same keys.
     """
-    same = pl.col(KEY) == pl.col(KEY).shift(1)
-    prev_action = pl.when(same).then(pl.col("action").shift(1))
-    deletes_after = (pl.col("action") == "delete").cast(pl.UInt32).reverse().cum_sum().reverse().over(KEY)
+    ids, valid = payload.row_shapes(values)
+    unsure = np.flatnonzero(~valid)
+    valid[unsure] = [_is_json(v) for v in values.gather(unsure).to_list()]
+    rows = np.flatnonzero(valid)
+    shapes, at = np.unique(ids[rows], return_index=True)
+    keys: list[tuple[str, ...] | None] = [None] * (int(ids.max()) + 1 if len(ids) else 0)
+    for shape, text_k in zip(shapes.tolist(), values.gather(rows[at]).to_list(), strict=True):
+        obj = orjson.loads(text_k)
+        keys[shape] = tuple(obj) if isinstance(obj, dict) else None
+    return ids, valid, keys
+
+
+def _is_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def flag_rows(rows: pl.DataFrame) -> pl.LazyFrame:
+    """One model's rows (in ``ORD`` order) with their payload flags, flagged by :func:`life_flags`."""
+    flagged = payload_flags(rows)[0].drop(SHAPE)
+    for seed in itertools.count():
+        ordered = by_entity(flagged.with_columns(entity([KEY], seed)), [KEY])
+        if ordered is not None:
+            return life_flags(ordered.lazy())
+    raise AssertionError  # (unreachable)
+
+
+ENTITY = "_entity"
+"""An entity's number in a frame of fold rows (:func:`entity`)."""
+
+
+def entity(keys: list[str], seed: int = 0) -> pl.Expr:
+    """The ``ENTITY`` column: a hash of the entity's key columns.
+
+    Integers sort and join many times faster than strings; :func:`by_entity`
+    finds the (rare) entities that share a number, and a caller then tries
+    another ``seed``.
+    """
+    return (pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])).hash(seed).alias(ENTITY)
+
+
+def by_entity(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame | None:
+    """Rows with ``ENTITY``, each entity's in ``ORD`` order, sorted by entity; None when two entities share a number."""
+    out = rows.sort(ENTITY, maintain_order=True)
+    same = pl.col(ENTITY) == pl.col(ENTITY).shift(1)
+    clash = out.select((same & pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys])).any()).item()
+    return None if clash else out
+
+
+def life_flags(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows in :func:`by_entity`'s order, each flagged by the fold's rules.
+
+    ``_in_life``: no delete of the entity follows the row; ``_live_before``:
+    the entity was live before it; ``_base``: it replaces the value outright
+    (in life, and an upsert, not an object, or the life's first);
+    ``_contributes``: in life from the last base on; ``_last``: the
+    entity's last row. The rows need ``action`` and ``IS_OBJ``.
+    """
+    entity = pl.col(ENTITY)
+    first = (entity != entity.shift(1)).fill_null(value=True)
+    delete = pl.col("action") == "delete"
+    prev = pl.when(first.not_()).then(pl.col("action").shift(1))
+    last_delete = pl.col(ORD).filter(delete).max().over(entity)
     return (
-        payload_flags(rows, check_json=check_json)
-        .sort(KEY, ORD)
-        .with_columns(
-            (deletes_after == 0).alias("_in_life"),
-            (prev_action.is_not_null() & (prev_action != "delete")).alias("_live_before"),
+        rows.with_columns(
+            (prev.is_not_null() & (prev != "delete")).alias("_live_before"),
+            (last_delete.is_null() | (pl.col(ORD) > last_delete)).alias("_in_life"),
+            (entity != entity.shift(-1)).fill_null(value=True).alias("_last"),
         )
         .with_columns(
-            pl.when(pl.col("_in_life") & pl.col("_live_before").not_())
-            .then(pl.lit(value=True))
-            .when(pl.col("_in_life"))
-            .then((pl.col("action") == "upsert") | pl.col(IS_OBJ).not_())
-            .otherwise(pl.lit(value=False))
-            .alias("_base")
+            (pl.col("_in_life") & (pl.col("_live_before").not_() | (pl.col("action") == "upsert") | pl.col(IS_OBJ).not_())).alias("_base")
         )
         .with_columns(
-            (
-                pl.col("_in_life")
-                & (pl.col(ORD) >= pl.col(ORD).filter(pl.col("_base")).max().over(KEY))
-            ).alias("_contributes")
+            (pl.col("_in_life") & (pl.col(ORD) >= pl.col(ORD).filter(pl.col("_base")).max().over(entity))).alias("_contributes")
         )
     )
 
 
-def anomalies_of(flagged: pl.LazyFrame, model: str) -> pl.LazyFrame:
-    """Updates before create, deletes of unknown keys, creates over live entities, odd payloads."""
+def anomalies_of(flagged: pl.LazyFrame, model: str | None) -> pl.LazyFrame:
+    """Updates before create, deletes of unknown keys, creates over live entities, odd payloads.
+
+    ``model`` names the rows' model, or None when they have a ``model`` column.
+    """
     kind = (
         pl.when(pl.col(START))
         .then(None)
@@ -226,7 +313,7 @@ def anomalies_of(flagged: pl.LazyFrame, model: str) -> pl.LazyFrame:
             "seq",
             "timestamp",
             "event_type",
-            pl.lit(model).alias("model"),
+            pl.col("model") if model is None else pl.lit(model).alias("model"),
             KEY,
             "kind",
             pl.col("kind").replace_strict(_DETAIL, return_dtype=pl.String()).alias("detail"),
@@ -253,10 +340,6 @@ def column_name(field: str) -> str:
     return COLLISION_PREFIX + field if field in STATE_META or field == VALUE else field
 
 
-class _InvalidJSON(Exception):
-    """A payload that starts like an object is not valid JSON."""
-
-
 def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
     """Add the decoded field columns and their presence flags to fold rows.
 
@@ -265,6 +348,7 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
     Returns the rows, their fields, and the fields kept as JSON text (their
     values have JSON types that do not mix).
     """
+    rows = rows.with_row_index("_row")
     objects = rows.filter(pl.col(IS_OBJ))
     struct, present, text = _decode(objects["payload"])
     fields = list(struct.struct.fields)
@@ -273,31 +357,21 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
         *(present.get_column(f).alias(PRESENT + f) for f in fields),
     )
     others = rows.filter(pl.col(IS_OBJ).not_())
-    if others.height == 0:
-        return decoded, fields, text  # still in (KEY, ORD) order: the folds' `last()` relies on it
-    return pl.concat([decoded, others], how="diagonal_relaxed").sort(KEY, ORD), fields, text
+    if others.height:  # back in the rows' order: the folds' `last()` relies on it
+        decoded = pl.concat([decoded, others], how="diagonal_relaxed").sort("_row")
+    return decoded.drop("_row"), fields, text
 
 
 def _decode(payloads: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[str]]:
     """Payloads -> (struct, presence frame, fields kept as JSON text), by the package's payload decoder.
 
     A field whose values have several JSON types (an object and a list, a
-    string and a number) is kept as JSON text, faithfully. Raises
-    ``_InvalidJSON`` for a payload that is not a JSON object.
+    string and a number) is kept as JSON text, faithfully.
     """
     if len(payloads) == 0:
         return pl.Series(payloads.name, [], pl.Struct({})), pl.DataFrame(), set()
-    try:
-        decoded = payload.decode_objects(payloads, strict=False, presence=True)
-    except payload.InvalidPayloadError:
-        raise _InvalidJSON from None
+    decoded = payload.decode_objects(payloads, strict=False, presence=True)
     return decoded.struct, decoded.presence, set(decoded.text)  # type: ignore[return-value]
-
-
-def json_text(values: pl.Series) -> pl.Series:
-    """Decoded values as JSON text (null stays null): the form of a field whose types do not mix."""
-    out = [None if v is None else orjson.dumps(v).decode() for v in values.to_list()]
-    return pl.Series(values.name, out, pl.String())
 
 
 def start_rows(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelRows]:
@@ -339,147 +413,6 @@ def concat_rows(*parts: ModelRows | None) -> ModelRows:
     return ModelRows(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
 
 
-# -- the streaming fold: state so far + one chunk of rows -> state -----------------------------
-
-DECODED = "_decoded"
-"""Marks rows whose field columns are decoded already (a carried state's rows)."""
-
-
-@dataclass
-class Carried:
-    """One model's state so far, as fold rows: one decoded starting row per live entity.
-
-    A row has the columns of ``ROW_SCHEMA`` (``ORD`` -1, ``START`` true,
-    ``WEIGHT`` the version count, ``seq``/``timestamp`` of the last change,
-    ``payload`` the value's JSON text when it is not an object), ``IS_OBJ``,
-    ``_valid``, ``DECODED``, and per field its value (``FIELD``) and whether
-    the entity holds it (``PRESENT``, true even for a field set to null).
-    ``text`` names the fields kept as JSON text because their types do not mix.
-    """
-
-    rows: pl.DataFrame
-    fields: list[str] = field(default_factory=list)
-    text: set[str] = field(default_factory=set)
-
-
-def fold_chunk(
-    carried: Carried | None, rows: pl.DataFrame, *, name: str = "", anomalies: bool = True, check_json: bool = False
-) -> tuple[Carried, pl.DataFrame]:
-    """Fold one chunk of a model's rows (undecoded, ``ROW_SCHEMA``) onto its state so far.
-
-    Only the entities the chunk touches are folded again, from their carried
-    row; the others are kept as they are. The result does not depend on
-    where chunks begin and end (the carried row stands for everything before
-    the chunk, as a checkpoint does). Returns the new state and the chunk's
-    anomalies.
-    """
-    events = payload_flags(rows.lazy(), check_json=check_json).collect()
-    untouched = None
-    window = events
-    if carried is not None and carried.rows.height:
-        keys = events.select(KEY).unique()
-        untouched = carried.rows.join(keys, on=KEY, how="anti")
-        window = pl.concat([carried.rows.join(keys, on=KEY, how="semi"), events], how="diagonal_relaxed")
-    flagged = flag_rows(window.lazy(), check_json=check_json).collect()
-    contributing = flagged.filter(pl.col("_contributes"))
-    done = pl.col(DECODED).fill_null(value=False) if DECODED in contributing.columns else pl.lit(value=False)
-    extra = [c for c in contributing.columns if c.startswith((FIELD, PRESENT)) or c == DECODED]
-    try:
-        decoded, fields, text = decode_rows(contributing.filter(done.not_()).drop(extra))
-    except _InvalidJSON:
-        if check_json:
-            raise
-        return fold_chunk(carried, rows, name=name, anomalies=anomalies, check_json=True)
-    old_fields, old_text = (carried.fields, carried.text) if carried is not None else ([], set())
-    given = [c.removeprefix(FIELD) for c in window.columns if c.startswith(FIELD)]  # rows decoded already
-    old_fields = [*old_fields, *(f for f in given if f not in old_fields)]
-    fields = [*old_fields, *(f for f in fields if f not in old_fields)]
-    parts = _unify([contributing.filter(done), decoded], fields, old_text, text)
-    text = parts.pop()
-    merged = pl.concat(parts, how="diagonal_relaxed").sort(KEY, ORD)
-    state = _carry(flagged, merged, fields)
-    if untouched is not None and untouched.height:
-        *parts, text = _unify([untouched, state], fields, old_text, text)
-        state = pl.concat(parts, how="diagonal_relaxed")
-    found = anomalies_of(flagged.lazy(), name).collect() if anomalies else pl.DataFrame(schema=ANOMALY_SCHEMA)
-    return Carried(state, fields, text), found
-
-
-def _unify(frames: list[pl.DataFrame], fields: list[str], text_a: set[str], text_b: set[str]) -> list[Any]:
-    """Make two frames' field columns concatenable: a field kept as JSON text in
-    one (``text_a`` for the first, ``text_b`` for the second), or whose types
-    have no common supertype, becomes JSON text in both. Returns the frames
-    and, last, the set of text fields."""
-    a, b = frames
-    text = text_a | text_b
-    for f in fields:
-        col = FIELD + f
-        if col not in a.columns or col not in b.columns or f in text:
-            continue
-        x, y = a.schema[col], b.schema[col]
-        if x == y or x == pl.Null or y == pl.Null:
-            continue
-        if not (x.is_numeric() and y.is_numeric()) and type(x) is not type(y):
-            text.add(f)  # two JSON types (a string and a number...), as one chunk's decode keeps them
-            continue
-        try:
-            pl.concat([a.select(col).head(0), b.select(col).head(0)], how="vertical_relaxed")
-        except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
-            text.add(f)
-    for f in text:
-        col = FIELD + f
-        if col in a.columns and f not in text_a:
-            a = a.with_columns(json_text(a[col]))
-        if col in b.columns and f not in text_b:
-            b = b.with_columns(json_text(b[col]))
-    return [a, b, text]
-
-
-def _carry(flagged: pl.DataFrame, decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    """The carried rows of the entities folded in a chunk (those live at its end)."""
-    life = flagged.lazy().filter(pl.col("_in_life")).group_by(KEY).agg(
-        pl.when(pl.col(WEIGHT).is_not_null().any()).then(pl.col(WEIGHT).sum().cast(pl.UInt32)).alias(WEIGHT),
-        pl.col("timestamp").drop_nulls().last(),
-        pl.col("seq").drop_nulls().last(),
-    )
-    present = [f for f in fields if PRESENT + f in decoded.columns]
-    values = decoded.lazy().group_by(KEY).agg(
-        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last() for f in present),
-        *(pl.col(PRESENT + f).fill_null(value=False).any() for f in present),
-        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias("payload"),
-    )
-    return (
-        life.join(values, on=KEY, how="left")
-        .select(
-            KEY,
-            pl.lit(-1, pl.Int64).alias(ORD),
-            "seq",
-            "timestamp",
-            pl.lit(None, pl.String).alias("event_type"),
-            pl.lit(None, pl.String).alias("event_id"),
-            pl.lit(None, pl.String).alias("op"),
-            pl.lit("upsert").alias("action"),
-            "payload",
-            WEIGHT,
-            pl.lit(value=True).alias(START),
-            pl.col("payload").is_null().alias(IS_OBJ),
-            pl.lit(value=True).alias("_valid"),
-            pl.lit(value=True).alias(DECODED),
-            *(pl.col(FIELD + f) for f in present),
-            *(pl.col(PRESENT + f) for f in present),
-        )
-        .collect()
-    )
-
-
-def finish(carried: Carried | None) -> pl.DataFrame:
-    """The state frame of a carried state: ``STATE_META``, the fields some live
-    entity holds (even as null), then ``VALUE`` when some value is not an object."""
-    if carried is None:
-        return pl.DataFrame(schema=STATE_META)
-    return finished(*pl.collect_all(finish_plans(carried.rows.lazy(), carried.fields)))
-
-
 def finish_plans(rows: pl.LazyFrame, fields: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Plans of :func:`finish`: the state with every field, and one row saying which are held.
 
@@ -487,17 +420,16 @@ def finish_plans(rows: pl.LazyFrame, fields: list[str]) -> tuple[pl.LazyFrame, p
     :func:`finished`.
     """
     present = [f for f in fields if PRESENT + f in rows.collect_schema()]
-    # A value that is not an object is kept as its JSON text; a payload that
-    # is not JSON at all is applied as null, as the engine does.
+    # A value that is not an object is kept as its JSON text (a payload that
+    # is not JSON is "null" by now: :func:`payload_flags`).
     value = pl.when(pl.col(IS_OBJ).not_()).then(pl.col("payload"))
-    valid = value.str.json_path_match("$").is_not_null() | (value.str.strip_chars() == "null")
     state = rows.select(
         pl.col(KEY),
         pl.col(WEIGHT).cast(pl.UInt32).alias(VERSION),
         pl.col("timestamp").alias(CHANGED_AT),
         pl.col("seq").alias(CHANGED_SEQ),
         *(pl.col(FIELD + f).alias(column_name(f)) for f in present),
-        pl.when(value.is_null() | valid).then(value).otherwise(pl.lit("null")).alias(VALUE),
+        value.alias(VALUE),
     ).sort(KEY)
     held = rows.select(
         *(pl.col(PRESENT + f).any().alias(column_name(f)) for f in present),
@@ -523,11 +455,11 @@ def versions(decoded: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
     """Every version of every entity: the state after each of its events, as carried rows.
 
     ``decoded`` holds a model's fold rows, decoded (:func:`decode_rows`),
-    sorted by ``(KEY, ORD)``. Each event that leaves the entity live gives one
-    row in the form of :class:`Carried` rows, plus ``ORD`` (the event) and
+    each entity's together and in ``ORD`` order (as :func:`flag_rows` orders them). Each event that leaves the entity live gives one
+    row in the form :func:`finish_plans` reads, plus ``ORD`` (the event) and
     ``NEXT`` (the entity's next event): the state after the first ``p``
     records is made of the rows with ``ORD < p <= NEXT``. The rules are
-    those of :func:`fold_chunk` (a life after each delete, a base from which
+    those of :func:`life_flags` (a life after each delete, a base from which
     fields merge), computed for every prefix at once.
     """
     delete = (pl.col("action") == "delete").cast(pl.UInt32)

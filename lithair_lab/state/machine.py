@@ -14,7 +14,7 @@ import polars as pl
 from lithair_lab.engine.reducers import ReducerRegistry, ReplayState
 from lithair_lab.formats.schema import EVENT_SCHEMA
 
-from . import fold
+from . import fold, incremental
 from .at import (
     EVENT_COLUMNS,
     Reducers,
@@ -132,15 +132,15 @@ class TimeMachine:
         # to it are then the first ones, which the version index answers.
         self._prefix_times = times.null_count() == 0 and times.is_sorted()
         self._index: dict[str, fold.VersionIndex] = {}
-        self._decoded: dict[str, pl.DataFrame] = {}
+        self._rows: list[pl.DataFrame] = []  # undecoded, when a time is not a position
         for name in sorted({*base, *rows.models}):
             model = fold.concat_rows(base.get(name), rows.models.get(name))
-            flagged = fold.flag_rows(model.rows.lazy(), check_json=True).collect()
-            found.append(fold.anomalies_of(flagged.lazy(), name).collect())
+            flagged = fold.flag_rows(model.rows).collect(engine=fold.ENGINE)
+            found.append(fold.anomalies_of(flagged.lazy(), name).collect(engine=fold.ENGINE))
             decoded, fields, text = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
             self._index[name] = fold.VersionIndex(fold.versions(decoded, fields), fields, text, step=self.every)
             if not self._prefix_times:
-                self._decoded[name] = decoded.drop("event_id").with_columns(pl.lit(value=True).alias(fold.DECODED))
+                self._rows.append(model.rows.select(pl.lit(name).alias("model"), pl.all()))
         self._names = sorted({*self._index, *(str(m) for m in h.events["model"].drop_nulls().unique())})
         self.anomalies = _concat_anomalies(found)
         self._seqs = events["seq"].cast(pl.Int64)
@@ -156,7 +156,7 @@ class TimeMachine:
             scale = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}[unit]
             return self._events.estimated_size(unit) + sum(len(r) for r in self._replays) / scale  # type: ignore[arg-type]
         held = sum(index.estimated_size(unit) for index in self._index.values())
-        return held + sum(f.estimated_size(unit) for f in self._decoded.values())  # type: ignore[arg-type]
+        return held + sum(f.estimated_size(unit) for f in self._rows)  # type: ignore[arg-type]
 
     @property
     def horizon(self) -> Moment | None:
@@ -180,7 +180,7 @@ class TimeMachine:
             p = self._position_of(m)
             names = list(self._index)
             plans = [plan for name in names for plan in fold.finish_plans(self._index[name].at(p), self._index[name].fields)]
-            done = pl.collect_all(plans)
+            done = pl.collect_all(plans, engine=fold.ENGINE)
             frames = {name: fold.finished(done[2 * i], done[2 * i + 1]) for i, name in enumerate(names)}
         state = State({name: frames.get(name, empty_state()) for name in self._names})
         state.moment = m
@@ -199,12 +199,11 @@ class TimeMachine:
         return None
 
     def _fold_until(self, t: dt.datetime) -> dict[str, pl.DataFrame]:
-        """The state at a time of a history whose clock goes back: its decoded rows stamped up to it, folded."""
-        frames = {}
-        for name, rows in self._decoded.items():
-            mine = rows.filter((pl.col("timestamp") <= t) | pl.col(fold.START))
-            frames[name] = fold.finish(fold.fold_chunk(None, mine, name=name, anomalies=False)[0]) if mine.height else empty_state()
-        return frames
+        """The state at a time of a history whose clock goes back: its records stamped up to it, folded."""
+        state = incremental.Fold()
+        for rows in self._rows:
+            state.add(rows.filter((pl.col("timestamp") <= t) | pl.col(fold.START)), anomalies=False)
+        return state.state()
 
     def _checkpoint_for(self, m: Moment) -> int:
         """The latest replay checkpoint whose records all belong to the moment ``m``."""

@@ -1,0 +1,168 @@
+"""The incremental CRUD fold: a history fed chunk by chunk, decoded once at the end.
+
+The state of an entity is its current life's base value merged with the
+fields of the events after it (:mod:`lithair_lab.state.fold` states the
+rules). So of all its records, the state needs only the last one to set
+each field, and the last one (which says whether the value is an object at
+all). :class:`Fold` keeps exactly those records per live entity, undecoded,
+plus the entity's version count and last change; each chunk is folded onto
+them with a few Polars queries over small columns. Which fields a payload
+sets comes from its *shape* (:mod:`lithair_lab.frames.payload`), one parse
+per shape rather than per record, and which payloads are JSON at all from a
+strict check in the same pass (orjson decides the rare ones it leaves
+open). Payloads are decoded once, when the state is asked for, and only
+those that hold a live value: memory holds the live state plus one chunk,
+and a cold fold decodes little more than the state itself.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from . import fold
+from .columns import ANOMALY_SCHEMA, KEY
+from .fold import ENTITY, FIELD, IS_OBJ, ORD, PRESENT, SHAPE, START, WEIGHT
+
+MODEL = "model"
+MASK = "_mask"
+"""Prefix of the field-mask words: bit ``b`` of word ``w`` says the payload holds field ``64 * w + b`` of its model."""
+
+CARRIED = [MODEL, KEY, ORD, "seq", "timestamp", "action", "payload", WEIGHT, START, IS_OBJ]
+"""The columns of the records a fold carries (then the mask words)."""
+
+
+class Fold:
+    """The CRUD state of a history fed in order, chunk by chunk.
+
+    ``add`` folds rows in the form of :data:`lithair_lab.state.fold.ROW_SCHEMA`
+    plus a ``model`` column (as :func:`crud_frame` gives them), in position
+    order; ``state`` gives each model's state frame. The result does not
+    depend on where chunks begin and end.
+    """
+
+    def __init__(self) -> None:
+        self.fields: dict[str, dict[str, int]] = {}  # model -> field -> bit, in order of first appearance
+        self.rows = pl.DataFrame(schema={**_CARRIED_SCHEMA, ENTITY: pl.UInt64(), f"{MASK}0": pl.UInt64()})
+        self.seed = 0  # of the entity numbers
+
+    def add(self, rows: pl.DataFrame, *, anomalies: bool = True) -> pl.DataFrame:
+        """Fold ``rows`` onto the state so far; returns their anomalies (``ANOMALY_SCHEMA``)."""
+        if not rows.height:
+            return pl.DataFrame(schema=ANOMALY_SCHEMA)
+        events = self._classified(rows)
+        while True:
+            events = events.with_columns(fold.entity([MODEL, KEY], self.seed))
+            touched = events.select(ENTITY).unique()
+            held = self.rows.join(touched, on=ENTITY, how="semi")
+            window = pl.concat([held, events], how="diagonal_relaxed").with_columns(_masks_filled(self.words))
+            ordered = fold.by_entity(window, [MODEL, KEY])
+            if ordered is not None:
+                break
+            self.seed += 1  # two entities share a number: number them all again
+            self.rows = self.rows.with_columns(fold.entity([MODEL, KEY], self.seed))
+        flagged = fold.life_flags(ordered.lazy())
+        plans = [_carried(flagged, max(map(len, self.fields.values()), default=0))]
+        if anomalies:
+            plans.append(fold.anomalies_of(flagged, None))
+        done = pl.collect_all(plans, engine=fold.ENGINE)
+        kept = self.rows.join(touched, on=ENTITY, how="anti")
+        self.rows = pl.concat([kept, done[0]], how="diagonal_relaxed").with_columns(_masks_filled(self.words))
+        return done[1] if anomalies else pl.DataFrame(schema=ANOMALY_SCHEMA)
+
+    def state(self) -> dict[str, pl.DataFrame]:
+        """The state frame of each model with a live entity."""
+        out = {}
+        for (model,), rows in self.rows.partition_by(MODEL, as_dict=True, maintain_order=True).items():
+            out[str(model)] = _state(rows.drop(MODEL, ENTITY), list(self.fields.get(str(model), {})))
+        return out
+
+    @property
+    def words(self) -> int:
+        """How many mask words the widest model needs."""
+        return max([1, *(-(-len(f) // 64) for f in self.fields.values())])
+
+    def _classified(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The rows with their payload flags (:func:`fold.payload_flags`) and field masks."""
+        flagged, keys = fold.payload_flags(rows.drop("event_id"))
+        pairs = flagged.filter(pl.col("action") != "delete").select(MODEL, SHAPE).unique(maintain_order=True)
+        masks = []
+        for model, shape in pairs.iter_rows():
+            bits = self.fields.setdefault(model, {})
+            for k in keys[shape] or ():
+                bits.setdefault(k, len(bits))
+            masks.append(sum(1 << bits[k] for k in keys[shape] or ()))
+        table = pairs.with_columns(
+            pl.Series(f"{MASK}{w}", [(m >> (64 * w)) & (2**64 - 1) for m in masks], pl.UInt64) for w in range(self.words)
+        )
+        return flagged.join(table, on=[MODEL, SHAPE], how="left").drop(SHAPE)
+
+
+_CARRIED_SCHEMA = {MODEL: pl.String(), **{c: fold.ROW_SCHEMA[c] for c in CARRIED[1:-1]}, IS_OBJ: pl.Boolean()}
+
+
+def _masks_filled(words: int) -> list[pl.Expr]:
+    """Mask words for every row (a delete, or a row carried before a model grew a word, holds no field)."""
+    return [pl.col(f"{MASK}{w}").fill_null(0) for w in range(words)]
+
+
+def _carried(flagged: pl.LazyFrame, fields: int) -> pl.LazyFrame:
+    """Per live entity of a flagged window, the records its state needs, carrying its version count and last change.
+
+    A record is needed when it is the entity's last one, or the last one
+    from the base on to set some field (a mask bit).
+    """
+    entity = pl.col(ENTITY)
+    life = pl.col("_in_life")
+    holders = []
+    for bit in range(fields):
+        holds = pl.col("_contributes") & ((pl.col(f"{MASK}{bit // 64}") & (1 << bit % 64)) != 0)
+        holders.append(pl.col(ORD).filter(holds).max().over(entity) == pl.col(ORD))
+    words = max(1, -(-fields // 64))
+    needed = pl.col("_contributes") & pl.any_horizontal(pl.col("_last"), *holders)
+    weight = pl.when(pl.col(WEIGHT).filter(life).is_not_null().any()).then(pl.col(WEIGHT).filter(life).sum())
+    return (
+        flagged.with_columns(
+            weight.over(entity).alias("_total"),
+            pl.col("seq").filter(life).drop_nulls().last().over(entity),
+            pl.col("timestamp").filter(life).drop_nulls().last().over(entity),
+            needed.alias("_needed"),  # (here rather than in `filter`: the windows share their groups)
+        )
+        .filter(pl.col("_needed"))
+        .select(
+            # Copied: a filtered string column shares (and keeps alive) the
+            # whole chunk's buffers; carried ones must not hold every chunk's.
+            *(_copied(c) for c in CARRIED[:2]),
+            *CARRIED[2:5],
+            "action",
+            _copied("payload"),
+            # The version count rides on the entity's first carried record.
+            pl.when((entity != entity.shift(1)).fill_null(value=True)).then(pl.col("_total")).cast(pl.UInt32).alias(WEIGHT),
+            pl.lit(value=True).alias(START),
+            IS_OBJ,
+            ENTITY,
+            *(pl.col(f"{MASK}{w}") for w in range(words)),
+        )
+    )
+
+
+def _copied(column: str) -> pl.Expr:
+    """A string column in buffers of its own (concatenation writes new strings)."""
+    return (pl.col(column) + pl.lit("")).alias(column)
+
+
+def _state(rows: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """One model's state frame from its carried records: decoded, each field from its last holder."""
+    decoded, found, _text = fold.decode_rows(rows)
+    order = [f for f in fields if f in found]
+    weight = pl.col(WEIGHT)
+    values = decoded.lazy().group_by(KEY).agg(
+        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last() for f in order),
+        *(pl.col(PRESENT + f).fill_null(value=False).any() for f in order),
+        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias("payload"),
+        pl.col(IS_OBJ).last(),
+        pl.when(weight.is_not_null().any()).then(weight.sum()).cast(pl.UInt32).alias(WEIGHT),
+        pl.col("seq").last(),
+        pl.col("timestamp").last(),
+    )
+    return fold.finished(*pl.collect_all(fold.finish_plans(values, order), engine=fold.ENGINE))
+
