@@ -7,9 +7,14 @@ One compaction is one switch between *generations* of a data directory
    written and fsynced; the generation's files, the end of the active journal,
    the state (as checkpoint JSON) and the chain anchor are noted.
 2. **Rewrite** (no lock; appends go on): the generation's records are decoded
-   into an event frame (:mod:`lithair_lab.formats.batch`), the policy's
-   ``retain`` expression picks the records to keep, and their exact bytes are
-   copied to a new ``native-journal-<uuid4>.raftlog``, then fsynced.
+   batch by batch (:mod:`lithair_lab.formats.batch`), and of each batch only
+   the columns the policy's ``retain`` expression reads are held, never the
+   payloads unless it reads them beyond a keyless record's ``id`` (so memory
+   follows the record count, not the journal's size); the expression picks the
+   records to keep, and their exact bytes are copied to a new
+   ``native-journal-<uuid4>.raftlog``, then fsynced. A policy without a
+   snapshot has the kept records' payloads read again, batch by batch, to
+   prove they rebuild the state.
 3. **Switch** (under the lock, brief): records appended meanwhile are copied
    after them; the ids of dropped records are made durable in
    ``dedup.raftids``; the old ``state.raftsnap`` is linked into the backup; a
@@ -37,14 +42,13 @@ broken by design, and the checkpoint carries the anchor on.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import shutil
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +63,7 @@ from ..formats.batch import read_journal
 from ..formats.envelope import Envelope
 from ..formats.schema import EVENT_SCHEMA
 from .lock import DirectoryLock
-from .policies import CompactionPolicy, check_critical_types, check_policy, next_trigger, retention_mask
+from .policies import ENTITY_KEY, CompactionPolicy, check_critical_types, check_policy, next_trigger, retention_mask
 from .recovery import fsync_dir
 from .reducers import ReplayState
 
@@ -132,13 +136,89 @@ class _Held:
 
 # ------------------------------------------------------------------ reading a generation
 
+#: Columns every compaction holds per record: where its bytes are (``FILE``: the file's index in the
+#: generation), and its id (for the dedup of dropped records).
+FILE = "_file"
+_HELD = ("offset", "event_id")
 
-def _generation_frame(files: list[Path], ends: dict[Path, int], active: Path) -> tuple[pl.DataFrame, pl.Series]:
-    """The generation's records (EVENT_SCHEMA columns, replay order) and each record's byte end.
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a policy's ``retain`` expression reads: the columns its frame needs.
+
+    ``columns`` is None when the expression selects columns by wildcard,
+    pattern, type or position: it then gets every column. ``payload`` is
+    True when it reads payloads other than through :data:`~.policies.ENTITY_KEY`.
+    """
+
+    columns: frozenset[str] | None
+    payload: bool
+
+    @staticmethod
+    def of(policy: CompactionPolicy, now: datetime) -> _Reads:
+        """What ``policy.retain(now=now)`` reads: nothing when it fails (:func:`retention_mask` then
+        says why, before any record is read), everything when its expression cannot be walked."""
+        try:
+            expr = policy.retain(now=now)
+        except Exception:
+            return _Reads(frozenset(), False)
+        try:
+            return _Reads._walk(expr)
+        except Exception:
+            return _Reads(None, True)
+
+    @staticmethod
+    def _walk(expr: pl.Expr) -> _Reads:
+        columns: set[str] = set()
+        payload = False
+        todo = [expr]
+        while todo:
+            e = todo.pop()
+            if e.meta.eq(ENTITY_KEY):  # reads the payload of keyless records only, for their `id`
+                columns |= {"aggregate_id", "payload"}
+                continue
+            if e.meta.has_multiple_outputs() or e.meta.is_regex_projection():
+                return _Reads(None, True)
+            roots = set(e.meta.root_names())
+            children = e.meta.pop()
+            unseen = roots - set().union(*(c.meta.root_names() for c in children))
+            columns |= unseen  # a column itself, or inputs the expression tree does not show: read as they are
+            payload |= "payload" in unseen
+            todo += children
+        return _Reads(frozenset(columns), payload)
+
+    def schema(self) -> list[str]:
+        """The event frame's columns the policy sees (in ``EVENT_SCHEMA`` order; ``offset`` so it has rows)."""
+        return [c for c in EVENT_SCHEMA if self.columns is None or c in self.columns or c == "offset"]
+
+    def select(self, records: pl.DataFrame) -> pl.DataFrame:
+        """What is held of a batch's records: the policy's columns and :data:`_HELD`, payloads mostly dropped.
+
+        Unless the policy reads payloads, only a keyless record's entity key is
+        kept, as the payload ``{"id": key}`` (which gives :data:`ENTITY_KEY` the
+        same value), so memory follows the record count, not the payload volume.
+        """
+        names = [c for c in self.schema() if c in records.columns]
+        names += [c for c in _HELD if c not in names]
+        columns = {c: _owned(c) if records.schema[c] == pl.String else pl.col(c) for c in names}
+        if "payload" in names and not self.payload:
+            key = pl.col("payload").str.json_path_match("$.id")
+            only_key = pl.struct(key.alias("id")).struct.json_encode()
+            columns["payload"] = pl.when(pl.col("aggregate_id").is_null() & key.is_not_null()).then(only_key)
+        return records.select(e.alias(c) for c, e in columns.items())
+
+
+def _owned(column: str) -> pl.Expr:
+    """A copy of a string column: a selected column stays a view into the batch's buffers, and would keep
+    every payload of its chunk in memory (``concat_str`` writes the strings anew; nulls stay null)."""
+    return pl.concat_str([pl.col(column), pl.lit("")])
+
+
+def _batches(files: list[Path], ends: dict[Path, int], active: Path) -> Iterator[pl.DataFrame]:
+    """The generation's records, batch by batch in replay order (``RECORD_SCHEMA``), up to the barrier.
 
     Damage anywhere stops the compaction: rewriting would drop the damaged bytes.
     """
-    frames = []
     for f in files:
         end = ends[f]
         if end == 0:
@@ -151,37 +231,75 @@ def _generation_frame(files: list[Path], ends: dict[Path, int], active: Path) ->
                     f, d["offset"], d["kind"], d["detail"], line=d["line"],
                     hint="compaction rewrites the journal and would drop these bytes; repair or move the file first",
                 )  # fmt: skip
-            frames.append(batch.records.filter(pl.col("offset") < end))
-    if not frames:
-        return pl.DataFrame(schema=EVENT_SCHEMA), pl.Series("end", [], dtype=pl.UInt64)
-    records = pl.concat(frames)
-    file_end = pl.col("file").replace_strict({f.name: ends[f] for f in files}, return_dtype=pl.UInt64)
-    frame = records.with_columns(
-        seq=pl.int_range(pl.len(), dtype=pl.UInt64), store=pl.lit(files[0].parent.name)
-    ).select("seq", "store", *records.columns)
-    end = frame.select(pl.col("offset").shift(-1).over("file").fill_null(file_end).alias("end"))["end"]
-    return frame, end
+            yield batch.records.filter(pl.col("offset") < end)
+            if batch.end_offset >= end:
+                break
 
 
-def _copy_ranges(out: Any, digest: Any, frame: pl.DataFrame, directory: Path, step: Step) -> int:
-    """Append the exact bytes of ``frame``'s records (columns file, offset, end) to ``out``."""
+@dataclass(frozen=True)
+class _Generation:
+    """What a compaction holds of the generation it replaces (never the payloads, see :meth:`_Reads.select`).
+
+    ``frame`` has a row per record in replay order: the policy's columns,
+    :data:`_HELD`, :data:`FILE` and ``end`` (where the record's bytes end: the
+    next record's offset, or the file's end at the barrier).
+    """
+
+    frame: pl.DataFrame
+    event_types: frozenset[str]
+    binary: frozenset[str]  # the files of binary frames (a file never mixes encodings)
+
+
+def _generation(files: list[Path], ends: dict[Path, int], active: Path, reads: _Reads) -> _Generation:
+    parts, types, binary = [], set(), set()
+    for i, f in enumerate(files):
+        held = []
+        for records in _batches([f], ends, active):
+            types.update(records["event_type"].drop_nulls().unique().to_list())
+            if (records["encoding"] == "binary").any():
+                binary.add(f.name)
+            held.append(reads.select(records))
+        if held:
+            part = pl.concat(held)
+            parts.append(part.with_columns(pl.lit(i, pl.UInt16).alias(FILE), end=pl.col("offset").shift(-1).fill_null(ends[f])))
+    if parts:
+        frame = pl.concat(parts)
+    else:
+        names = [c for c in [*reads.schema(), *_HELD] if c not in ("seq", "store")]
+        frame = pl.DataFrame(schema={**{c: EVENT_SCHEMA[c] for c in names}, FILE: pl.UInt16, "end": pl.UInt64})
+    if "seq" in reads.schema():
+        frame = frame.with_columns(seq=pl.int_range(pl.len(), dtype=pl.UInt64))
+    if "store" in reads.schema():
+        frame = frame.with_columns(store=pl.lit(files[0].parent.name if files else "", pl.String))
+    return _Generation(frame, frozenset(types), frozenset(binary))
+
+
+def _copy_ranges(out: Any, digest: Any, frame: pl.DataFrame, files: list[Path], step: Step) -> int:
+    """Append the exact bytes of ``frame``'s records (columns FILE, offset, end) to ``out``."""
     written = 0
     runs = (
-        frame.with_columns(gap=(pl.col("offset") != pl.col("end").shift(1)) | (pl.col("file") != pl.col("file").shift(1)))
+        frame.with_columns(gap=(pl.col("offset") != pl.col("end").shift(1)) | (pl.col(FILE) != pl.col(FILE).shift(1)))
         .with_columns(run=pl.col("gap").fill_null(True).cum_sum())
         .group_by("run", maintain_order=True)
-        .agg(pl.col("file").first(), pl.col("offset").first(), pl.col("end").last())
+        .agg(pl.col(FILE).first(), pl.col("offset").first(), pl.col("end").last())
     )
-    by_file: dict[str, list[tuple[int, int]]] = {}
-    for name, lo, hi in runs.select("file", "offset", "end").iter_rows():
-        by_file.setdefault(name, []).append((lo, hi))
-    for name, ranges in by_file.items():
-        with open(directory / name, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    by_file: dict[int, list[tuple[int, int]]] = {}
+    for k, lo, hi in runs.select(FILE, "offset", "end").iter_rows():
+        by_file.setdefault(k, []).append((lo, hi))
+    buf = bytearray(1 << 20)  # read, not mapped: mapped pages of a big journal would all count as resident
+    for k, ranges in by_file.items():
+        with open(files[k], "rb", buffering=0) as f:
             for i, (lo, hi) in enumerate(ranges):
-                chunk = mm[lo:hi]
-                out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
+                f.seek(lo)
+                while lo < hi:
+                    n = f.readinto(memoryview(buf)[: min(len(buf), hi - lo)])
+                    if not n:
+                        raise FormatError(files[k], f"the journal ends at byte {lo}, before the record that ends at {hi}")
+                    chunk = memoryview(buf)[:n]
+                    out.write(chunk)
+                    digest.update(chunk)
+                    written += n
+                    lo += n
                 if i == len(ranges) // 2:
                     step("journal_partial")
     return written
@@ -190,13 +308,27 @@ def _copy_ranges(out: Any, digest: Any, frame: pl.DataFrame, directory: Path, st
 # ------------------------------------------------------------------ the compaction
 
 
-def _refuse_if_state_lost(store: Store, kept: pl.DataFrame, state_json: str, policy: CompactionPolicy) -> None:
-    """A policy without a snapshot must rebuild the state from the kept records alone."""
+def _refuse_if_state_lost(
+    store: Store, generation: Iterator[pl.DataFrame], held: pl.DataFrame, mask: pl.Series, state_json: str, policy: CompactionPolicy
+) -> None:
+    """A policy without a snapshot must rebuild the state from the kept records alone.
+
+    The kept records are read again from the files, batch by batch (``generation``,
+    the batches that ``held`` was made of, in the same order), so their payloads
+    are never all in memory at once.
+    """
     replay = ReplayState(store._state.registry)
     columns = ("record_kind", "event_type", "event_id", "timestamp", "payload", "aggregate_id")
-    for kind, event_type, event_id, ts, payload, aggregate_id in kept.select(columns).iter_rows():
-        env = Envelope(event_type, event_id, int(ts.timestamp()), payload, aggregate_id) if kind == "envelope" else None
-        replay.apply(env)
+    at = 0
+    for records in generation:
+        n = records.height
+        if not records["offset"].equals(held["offset"].slice(at, n)):
+            raise FormatError(records["file"][0], "the journal changed while it was compacted")
+        kept = records.filter(mask.slice(at, n))
+        at += n
+        for kind, event_type, event_id, ts, payload, aggregate_id in kept.select(columns).iter_rows():
+            env = Envelope(event_type, event_id, int(ts.timestamp()), payload, aggregate_id) if kind == "envelope" else None
+            replay.apply(env)
     expected = orjson.loads(state_json)["models"]
     if replay.models == expected:
         return
@@ -206,7 +338,7 @@ def _refuse_if_state_lost(store: Store, kept: pl.DataFrame, state_json: str, pol
         lost += [f"{model}/{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     shown = ", ".join(f"`{k}`" for k in lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
     raise PolicyError(
-        f"policy `{policy.name}` would lose state: it takes no snapshot, and the {kept.height} records it keeps"
+        f"policy `{policy.name}` would lose state: it takes no snapshot, and the {mask.sum()} records it keeps"
         f" do not rebuild {len(lost)} entities ({shown})\n\n"
         "hint: give the policy `snapshot=True`, so a checkpoint holds the state and kept records are history only"
     )
@@ -268,20 +400,23 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
     try:
         step("barrier")
         # 2. rewrite
-        frame, end = _generation_frame(files, ends, active)
-        known = [*frame["event_type"].drop_nulls().unique().to_list(), *store._state.registry._reducers]
-        check_critical_types(policy, known)
-        mask = retention_mask(policy, frame, now=now)
-        kept = frame.with_columns(end=end).filter(mask)
+        reads = _Reads.of(policy, now)
+        gen = _generation(files, ends, active, reads)
+        check_critical_types(policy, [*gen.event_types, *store._state.registry._reducers])
+        frame, before, binary = gen.frame, gen.frame.height, gen.binary
+        del gen  # each thing held is dropped once it has served
+        mask = retention_mask(policy, frame.select(reads.schema()), now=now)
+        kept = frame.select(FILE, "offset", "end").filter(mask)
         dropped_ids = frame.filter(~mask & pl.col("event_id").is_not_null())["event_id"]
-        if not policy.snapshot and kept.height < frame.height:
-            _refuse_if_state_lost(store, kept, state_json, policy)
+        if not policy.snapshot and kept.height < before:
+            _refuse_if_state_lost(store, _batches(files, ends, active), frame, mask, state_json, policy)
+        del frame, mask
         if dropped_ids.len() and not store.config.dedup_persist:
             raise PolicyError(
                 f"compacting `{path}` would forget the idempotence keys of {dropped_ids.len()} dropped records:"
                 " `dedup.raftids` is off for this store\n\nhint: open the store with `dedup_persist=True`"
             )
-        encodings = {"binary" if e == "binary" else "json" for e in kept["encoding"].unique().to_list()}
+        encodings = {"binary" if files[i].name in binary else "json" for i in kept[FILE].unique().to_list()}
         if len(encodings | {store._encoding}) > 1:
             raise FormatError(
                 active,
@@ -292,7 +427,7 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         journal = path / journal_name
         digest = hashlib.sha256()
         with open(journal, "xb") as out:
-            retained_bytes = _copy_ranges(out, digest, kept, path, step)
+            retained_bytes = _copy_ranges(out, digest, kept, files, step)
             out.flush()
             os.fsync(out.fileno())
         fsync_dir(path)
@@ -303,7 +438,8 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         backup = _new_backup_dir(path) if policy.backups else None
         if backup is not None:
             with open(backup / layout.DEDUP, "wb") as f:
-                f.write(ids_at_barrier + missing_ids)
+                f.write(ids_at_barrier)
+                f.write(missing_ids)
                 f.flush()
                 os.fsync(f.fileno())
         # most records appended meanwhile are copied without the lock; the switch copies the rest
@@ -332,7 +468,7 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
             if backup is not None:
                 if snap.exists():
                     os.link(snap, backup / layout.SNAPSHOT)
-                _write_backup_manifest(backup, policy, files, frame.height, state_json)
+                _write_backup_manifest(backup, policy, files, before, state_json)
                 fsync_dir(backup)
             step("backed_up")
             cp = checkpoint.Checkpoint(
@@ -374,7 +510,7 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
     return CompactionReport(
         policy=policy.name,
         journal=journal_name,
-        before=frame.height,
+        before=before,
         retained=kept.height,
         carried=carried_records,
         bytes_before=sum(ends.values()),
