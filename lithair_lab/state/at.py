@@ -198,9 +198,9 @@ def fold_history(
     """
     history.check_horizon(m)
     start = history.start if history.start is not None and history.start.usable_for(m) else None
-    state = incremental.Fold()
+    folded = incremental.Fold()
     if start is not None:
-        state.add(_start_frame(start.models, start.versions), anomalies=False)
+        folded.add(_start_frame(start.models, start.versions), anomalies=False)
     models = dict.fromkeys(start.models if start is not None else ())
     anomalies: list[pl.DataFrame] = []
     counted, custom = 0, False
@@ -213,14 +213,14 @@ def fold_history(
         types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
         custom = custom or bool(types)
         frame, found = fold.crud_frame(events, custom_types=types)
-        anomalies += [*found, state.add(frame)]
+        anomalies += [*found, folded.add(frame)]
     if custom:
         # Custom reducers are Python functions over the whole state, so the
         # history folds (again) through the engine's own replay. CRUD
         # anomalies are those of the fold above, which saw the same CRUD rows.
         frames = _fold_python(history, m, start, registry, rows)
     else:
-        frames = state.state()
+        frames = folded.state()
     state = State({name: frames.get(name, empty_state()) for name in sorted(models)})
     state.moment = m
     state.events = (start.position if start else 0) + counted
@@ -267,9 +267,9 @@ def replay_rows(replay: ReplayState, events: pl.DataFrame) -> None:
 
 def replay_frames(replay: ReplayState) -> dict[str, pl.DataFrame]:
     """A replayed state as state frames (through the vectorized fold, so their shape is the same)."""
-    state = incremental.Fold()
-    state.add(_start_frame(replay.models, replay.versions), anomalies=False)
-    return state.state()
+    folded = incremental.Fold()
+    folded.add(_start_frame(replay.models, replay.versions), anomalies=False)
+    return folded.state()
 
 
 def _start_frame(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
