@@ -1,6 +1,6 @@
 """Compaction benchmark: the simulator over a large log, and the engine's compaction under load.
 
-``python -m benchmarks.bench_compaction [--quick]``
+``python -m benchmarks.bench_compaction [--quick] [--scale]``
 
 - ``simulate`` of 5 policies over a 1,000,000-event log (``--quick``: 30,000):
   the time per policy and in total (target: 10 s in total), beside the anchor
@@ -8,7 +8,13 @@
 - engine compaction of a 1,000,000-event journal (``--quick``: 30,000) with
   the smart policy's defaults: its duration, and the longest pause seen by a
   thread appending all along, beside that appender's longest pause over the
-  same span without a compaction.
+  same span without a compaction;
+- the peak memory of one compaction, in a fresh process (``VmHWM`` reset
+  after the open, so the open's own replay is not counted), beside the
+  journal's size: ``SmartCompaction()`` (no payload read) and
+  ``KeepLatestPerKey()`` (entity keys, then the kept records replayed to prove
+  the state); also of a copy of the 10,000,000-event scale store when
+  ``--scale`` is given and ``bench_scale`` has written it.
 
 The log is written by the engine (fsync off) once per run: creations of
 1,000 products, 200 users, orders with payments, then whole-object updates.
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.harness import Row, Timing, markdown, measure
+from benchmarks.harness import MemoryLimitExceeded, Row, Timing, in_child, markdown, measure, proc_status_mib
 from lithair_lab import read
 from lithair_lab.compaction import simulate
 from lithair_lab.engine import open_store
@@ -40,6 +46,8 @@ from lithair_lab.engine.policies import (
 from lithair_lab.state import state_at
 
 AREA = "compaction"
+MEMORY_LIMIT_MIB = 6_144.0  # a compaction resident above this is stopped: the machine is shared
+SCALE_STORE = Path(__file__).resolve().parent / "out" / "scale-10000000" / "store"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
@@ -155,7 +163,53 @@ def bench_engine(src: Path, n: int) -> list[Row]:
     ]
 
 
-def run(quick: bool) -> list[Row]:
+def compact_task(path: str, policy: str) -> dict:
+    """In a fresh process: open ``path``, then compact it; the compaction's seconds and peak MiB.
+
+    The peak (``VmHWM``) is reset after the open (``/proc/self/clear_refs``), so
+    it is the compaction's: the open's replay and the state it holds are the
+    ``resident_after_open`` baseline every figure includes.
+    """
+    chosen = {"SmartCompaction()": SmartCompaction(), "KeepLatestPerKey()": KeepLatestPerKey()}[policy]
+    with open_store(path, fsync=False) as store:
+        opened = proc_status_mib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")
+        t0 = time.perf_counter()
+        report = store.compact(chosen)
+        seconds = time.perf_counter() - t0
+        peak = proc_status_mib("VmHWM")
+    return {"seconds": seconds, "peak": peak, "opened": opened, "before": report.before, "retained": report.retained}
+
+
+def bench_memory(src: Path, label: str, policies_: tuple[str, ...], repeat: int) -> list[Row]:
+    """Peak resident memory and time of compacting copies of ``src``, beside its journal size."""
+    journal_mib = sum(f.stat().st_size for f in src.iterdir() if f.name.startswith(("events.raftlog", "native-journal-"))) / 2**20
+    rows = []
+    for policy in policies_:
+        runs = []
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory(dir=src.parent) as tmp:
+                d = Path(tmp) / "store"
+                shutil.copytree(src, d)
+                try:
+                    runs.append(in_child("benchmarks.bench_compaction", "compact_task", str(d), policy, memory_limit_mib=MEMORY_LIMIT_MIB))
+                except MemoryLimitExceeded as exc:
+                    print(f"bench_compaction: {exc}", file=sys.stderr)
+                    break
+        if len(runs) < repeat:
+            rows.append(Row(AREA, f"{policy} of {label}: stopped above {MEMORY_LIMIT_MIB:,.0f} MiB resident", float("nan"), "MiB",
+                            "journal size", journal_mib))  # fmt: skip
+            continue
+        notes = {"records": runs[0]["before"], "retained": runs[0]["retained"], "resident_after_open_mib": round(runs[0]["opened"])}
+        rows += [
+            Row(AREA, f"{policy} of {label}: peak resident during the compaction", Timing(tuple(r["peak"] for r in runs)), "MiB",
+                "journal size", journal_mib, notes=notes),
+            Row(AREA, f"{policy} of {label}: time", Timing(tuple(r["seconds"] for r in runs)), "s"),
+        ]  # fmt: skip
+    return rows
+
+
+def run(quick: bool, *, scale: bool = False) -> list[Row]:
     n = 30_000 if quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "log"
@@ -172,12 +226,15 @@ def run(quick: bool) -> list[Row]:
         rows += bench_simulate(log, n)
         del log
         rows += bench_engine(src, n)
+        rows += bench_memory(src, f"{n:,} events", ("SmartCompaction()", "KeepLatestPerKey()"), 1 if quick else 3)
+    if scale and SCALE_STORE.is_dir():
+        rows += bench_memory(SCALE_STORE, "the 10,000,000-event scale store", ("SmartCompaction()",), 1)
     return rows
 
 
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
-    rows = run(quick)
+    rows = run(quick, scale="--scale" in sys.argv[1:])
     print(markdown(rows))
     for r in rows:
         if r.notes:
