@@ -146,3 +146,25 @@ def test_a_keyless_store_is_compacted_by_key_without_holding_payloads(tmp_path: 
         assert s.state == state
     kept = ll.read(d)
     assert kept["event_id"].to_list() == ["e36", "e37", "e38", "e39", "note"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(["a", "bb", "é", "x\r", "", "ccc", "a1"]), max_size=40),
+    torn=st.booleans(),
+    wanted=st.lists(st.sampled_from(["a", "bb", "é", "zz", "tail", "a1", "q"]), max_size=40),
+    chunk=st.integers(1, 9),
+)
+def test_dedup_ids_are_read_in_chunks_of_whole_lines(lines: list, torn: bool, wanted: list, chunk: int) -> None:
+    """``dedup.raftids`` is read a chunk at a time: the same bytes, and the same missing ids, as read whole."""
+    from lithair_lab.engine.compaction import _missing_ids, _whole_lines
+
+    data = "".join(v + "\n" for v in lines).encode() + (b"tail" if torn else b"")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / layout.DEDUP
+        path.write_bytes(data + b"appended after the barrier\n")
+        pieces = list(_whole_lines(path, len(data), chunk))
+        assert b"".join(pieces) == data and all(p.endswith(b"\n") for p in pieces[:-1])
+        known = set(data.decode().split("\n")) if data else set()
+        expected = "".join(v + "\n" for v in dict.fromkeys(v for v in wanted if v not in known)).encode()
+        assert _missing_ids(pl.Series("event_id", wanted, dtype=pl.String), path, len(data)) == expected

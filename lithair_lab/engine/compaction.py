@@ -433,12 +433,13 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         fsync_dir(path)
         step("journal_written")
         # the ids as of the barrier, and those of dropped records that dedup.raftids lacks
-        ids_at_barrier = _read_prefix(ids_path, ids_end)
-        missing_ids = _missing_ids(dropped_ids, ids_at_barrier)
+        missing_ids = _missing_ids(dropped_ids, ids_path, ids_end)
+        del dropped_ids
         backup = _new_backup_dir(path) if policy.backups else None
         if backup is not None:
             with open(backup / layout.DEDUP, "wb") as f:
-                f.write(ids_at_barrier)
+                for lines in _whole_lines(ids_path, ids_end):
+                    f.write(lines)
                 f.write(missing_ids)
                 f.flush()
                 os.fsync(f.fileno())
@@ -537,22 +538,35 @@ def _carry_over(active: Path, lo: int, hi: int, journal: Path, *, sync: bool) ->
     return copied
 
 
-def _read_prefix(path: Path, size: int) -> bytes:
+def _whole_lines(path: Path, size: int, chunk: int = 16 << 20) -> Iterator[bytes]:
+    """The first ``size`` bytes of ``path``, a chunk of whole lines at a time (the last may lack its newline)."""
     if size == 0:
-        return b""
+        return
     with open(path, "rb") as f:
-        return f.read(size)
+        carry = b""
+        while size > 0:
+            data = carry + f.read(min(chunk, size))
+            size -= len(data) - len(carry)
+            cut = data.rfind(b"\n") + 1 if size > 0 else len(data)
+            if cut:
+                yield data[:cut]
+            carry = data[cut:]
 
 
-def _missing_ids(ids: pl.Series, on_disk: bytes) -> bytes:
-    """The lines to append to ``dedup.raftids`` so that it holds every id of ``ids``."""
-    if ids.len() == 0:
-        return b""
-    # split in Polars, not into a million Python objects (whose garbage collection would stall appenders);
-    # an id that is not UTF-8 matches no event id, so at worst an id is written twice
-    known = pl.Series("id", [on_disk.decode("utf-8", "replace")]).str.split("\n").explode()
-    missing = ids.filter(~ids.is_in(known.implode())).unique(maintain_order=True)
-    return "".join(v + "\n" for v in missing.to_list()).encode()
+def _missing_ids(ids: pl.Series, path: Path, size: int) -> bytes:
+    """The lines to append to ``dedup.raftids`` so that it holds every id of ``ids``.
+
+    Its first ``size`` bytes are read a chunk at a time (never all held beside the ids).
+    """
+    missing = ids
+    for lines in _whole_lines(path, size):
+        if missing.is_empty():
+            break
+        # split in Polars, not into a million Python objects (whose garbage collection would stall appenders);
+        # an id that is not UTF-8 matches no event id, so at worst an id is written twice
+        known = pl.Series("id", [lines.decode("utf-8", "replace")]).str.split("\n").explode()
+        missing = missing.filter(~missing.is_in(known.implode()))
+    return "".join(v + "\n" for v in missing.unique(maintain_order=True).to_list()).encode()
 
 
 # ------------------------------------------------------------------ backups and restore
