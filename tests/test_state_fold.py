@@ -16,7 +16,7 @@ from lithair_lab.engine.reducers import ReducerRegistry, ReplayState
 from lithair_lab.formats.envelope import Envelope
 from lithair_lab.state import fold
 from lithair_lab.state import CHANGED_AT, CHANGED_SEQ, KEY, VALUE, VERSION, TimeMachine, state_at
-from lithair_lab.state.at import fold_all
+from lithair_lab.state.at import fold_all, fold_all_at
 from lithair_lab.state.moment import moment
 from lithair_lab.state.source import load
 
@@ -241,6 +241,19 @@ def test_folding_in_tiny_chunks_equals_one_chunk_and_the_naive_fold(events, rows
         assert sorted(tiny) == sorted(whole) and tiny.events == whole.events
         # Every record is checked, superseded ones included, whatever the chunks.
         assert tiny.anomalies.equals(whole.anomalies)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HISTORIES, st.integers(1, 5), st.integers(-1, 45), st.integers(0, 45))
+def test_one_pass_at_several_moments_equals_one_fold_per_moment(events, rows, dt_seconds, position):
+    """``diff`` folds both moments in one read; each state equals its own fold."""
+    frame = frame_of(events)
+    moments = [moment(T0 + dt_seconds), moment(position=position), moment()]
+    together = fold_all_at(load(frame), moments, ReducerRegistry(), rows=rows, warn=False)
+    for m, state in zip(moments, together, strict=True):
+        alone = fold_all(load(frame), m, ReducerRegistry(), rows=rows, warn=False)
+        assert _rows(state) == _rows(alone) and state.events == alone.events
+        assert state.anomalies.equals(alone.anomalies)
 
 
 def test_entities_that_share_a_number_are_told_apart(monkeypatch):

@@ -162,18 +162,31 @@ def fold_all(
 
     ``rows`` bounds the records folded at a time (default: the read path's chunks).
     """
-    if len(histories) == 1:
-        state = fold_history(histories[0], m, registry, warn=False, rows=rows)
-        if warn:
-            warn_anomalies(state.anomalies)
-        return state
-    if m.position is not None:
+    return fold_all_at(histories, [m], registry, warn=warn, rows=rows)[0]
+
+
+def fold_all_at(
+    histories: list[History], moments: list[Moment], registry: ReducerRegistry, *, warn: bool = True, rows: int | None = None
+) -> list[State]:
+    """:func:`fold_all` at several moments, each history read once for all of them."""
+    if len(histories) > 1 and any(m.position is not None for m in moments):
         msg = (
             f"the source holds {len(histories)} stores, and a position names a record of one store\n\n"
             "pass one store's directory, or a time with `at=`"
         )
         raise MomentError(msg)
-    parts = [fold_history(h, m, registry, warn=False, rows=rows) for h in histories]
+    per_history = [fold_moments(h, moments, registry, rows=rows) for h in histories]
+    states = [_combined([states[i] for states in per_history], m) for i, m in enumerate(moments)]
+    if warn:
+        for state in states:
+            warn_anomalies(state.anomalies)
+    return states
+
+
+def _combined(parts: list[State], m: Moment) -> State:
+    """One state of several stores' states at ``m``."""
+    if len(parts) == 1:
+        return parts[0]
     names = sorted({name for part in parts for name in part})
     state = State({
         name: pl.concat([p[name] for p in parts if name in p], how="diagonal_relaxed").sort(KEY)
@@ -182,8 +195,6 @@ def fold_all(
     state.moment = m
     state.events = sum(p.events for p in parts)
     state.anomalies = _concat_anomalies([p.anomalies for p in parts])
-    if warn:
-        warn_anomalies(state.anomalies)
     return state
 
 
@@ -196,38 +207,48 @@ def fold_history(
     (:class:`lithair_lab.state.incremental.Fold`), so memory holds the live
     state plus one chunk, whatever the history's length.
     """
-    history.check_horizon(m)
-    start = history.start if history.start is not None and history.start.usable_for(m) else None
-    folded = incremental.Fold()
-    if start is not None:
-        folded.add(_start_frame(start.models, start.versions), anomalies=False)
-    models = dict.fromkeys(start.models if start is not None else ())
-    anomalies: list[pl.DataFrame] = []
-    counted, custom = 0, False
-    for chunk in history.batches(rows or FOLD_ROWS, EVENT_COLUMNS):
-        models.update(dict.fromkeys(str(x) for x in chunk["model"].drop_nulls().unique(maintain_order=True)))
-        events = _selected(chunk, m, start)
-        if not events.height:
-            continue
-        counted += events.height
-        types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
-        custom = custom or bool(types)
-        frame, found = fold.crud_frame(events, custom_types=types)
-        anomalies += [*found, folded.add(frame)]
-    if custom:
-        # Custom reducers are Python functions over the whole state, so the
-        # history folds (again) through the engine's own replay. CRUD
-        # anomalies are those of the fold above, which saw the same CRUD rows.
-        frames = _fold_python(history, m, start, registry, rows)
-    else:
-        frames = folded.state()
-    state = State({name: frames.get(name, empty_state()) for name in sorted(models)})
-    state.moment = m
-    state.events = (start.position if start else 0) + counted
-    state.anomalies = _concat_anomalies(anomalies)
+    state = fold_moments(history, [m], registry, rows=rows)[0]
     if warn:
         warn_anomalies(state.anomalies)
     return state
+
+
+def fold_moments(history: History, moments: list[Moment], registry: ReducerRegistry, *, rows: int | None = None) -> list[State]:
+    """:func:`fold_history` at several moments, reading the history once."""
+    for m in moments:
+        history.check_horizon(m)
+    starts = [history.start if history.start is not None and history.start.usable_for(m) else None for m in moments]
+    folds = [incremental.Fold() for _ in moments]
+    for folded, start in zip(folds, starts, strict=True):
+        if start is not None:
+            folded.add(_start_frame(start.models, start.versions), anomalies=False)
+    models = [dict.fromkeys(start.models if start is not None else ()) for start in starts]
+    anomalies: list[list[pl.DataFrame]] = [[] for _ in moments]
+    counted, custom = [0] * len(moments), [False] * len(moments)
+    for chunk in history.batches(rows or FOLD_ROWS, EVENT_COLUMNS):
+        seen = dict.fromkeys(str(x) for x in chunk["model"].drop_nulls().unique(maintain_order=True))
+        for i, (m, start, folded) in enumerate(zip(moments, starts, folds, strict=True)):
+            models[i].update(seen)
+            events = _selected(chunk, m, start)
+            if not events.height:
+                continue
+            counted[i] += events.height
+            types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
+            custom[i] = custom[i] or bool(types)
+            frame, found = fold.crud_frame(events, custom_types=types)
+            anomalies[i] += [*found, folded.add(frame)]
+    states = []
+    for i, (m, start, folded) in enumerate(zip(moments, starts, folds, strict=True)):
+        # Custom reducers are Python functions over the whole state, so such a
+        # history folds (again) through the engine's own replay. CRUD anomalies
+        # are those of the fold above, which saw the same CRUD rows.
+        frames = _fold_python(history, m, start, registry, rows) if custom[i] else folded.state()
+        state = State({name: frames.get(name, empty_state()) for name in sorted(models[i])})
+        state.moment = m
+        state.events = (start.position if start else 0) + counted[i]
+        state.anomalies = _concat_anomalies(anomalies[i])
+        states.append(state)
+    return states
 
 
 def _selected(events: pl.DataFrame, m: Moment, start: Start | None) -> pl.DataFrame:

@@ -6,7 +6,7 @@ import polars as pl
 
 from lithair_lab.engine.reducers import ReducerRegistry
 
-from .at import Reducers, State, fold_all
+from .at import Reducers, State, fold_all_at
 from .columns import DIFF_SCHEMA, KEY, STATE_META, VALUE
 from .moment import moment
 from .source import Source, stream
@@ -49,8 +49,7 @@ def diff(
     """
     histories = stream(source, on_damage=on_damage)
     registry = ReducerRegistry.coerce(reducers)  # type: ignore[arg-type]
-    before = fold_all(histories, moment(t1), registry, warn=False)
-    after = fold_all(histories, moment(t2), registry, warn=False)
+    before, after = fold_all_at(histories, [moment(t1), moment(t2)], registry, warn=False)
     return diff_states(before, after)
 
 
