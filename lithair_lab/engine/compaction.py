@@ -407,7 +407,7 @@ def _compact(store: Store, policy: CompactionPolicy, now: datetime, step: Step, 
         del gen  # each thing held is dropped once it has served
         mask = retention_mask(policy, frame.select(reads.schema()), now=now)
         kept = frame.select(FILE, "offset", "end").filter(mask)
-        dropped_ids = frame.filter(~mask & pl.col("event_id").is_not_null())["event_id"]
+        dropped_ids = frame.get_column("event_id").filter(~mask).drop_nulls()  # not the other columns too
         if not policy.snapshot and kept.height < before:
             _refuse_if_state_lost(store, _batches(files, ends, active), frame, mask, state_json, policy)
         del frame, mask
