@@ -59,7 +59,7 @@ import polars as pl
 
 from ..errors import DamageError, FormatError, LithairLabWarning, PolicyError
 from ..formats import checkpoint, layout
-from ..formats.batch import read_journal
+from ..formats.batch import owned, read_journal
 from ..formats.envelope import Envelope
 from ..formats.schema import EVENT_SCHEMA
 from .lock import DirectoryLock
@@ -200,18 +200,12 @@ class _Reads:
         """
         names = [c for c in self.schema() if c in records.columns]
         names += [c for c in _HELD if c not in names]
-        columns = {c: _owned(c) if records.schema[c] == pl.String else pl.col(c) for c in names}
+        columns = {c: owned(c) if records.schema[c] == pl.String else pl.col(c) for c in names}
         if "payload" in names and not self.payload:
             key = pl.col("payload").str.json_path_match("$.id")
             only_key = pl.struct(key.alias("id")).struct.json_encode()
             columns["payload"] = pl.when(pl.col("aggregate_id").is_null() & key.is_not_null()).then(only_key)
         return records.select(e.alias(c) for c, e in columns.items())
-
-
-def _owned(column: str) -> pl.Expr:
-    """A copy of a string column: a selected column stays a view into the batch's buffers, and would keep
-    every payload of its chunk in memory (``concat_str`` writes the strings anew; nulls stay null)."""
-    return pl.concat_str([pl.col(column), pl.lit("")])
 
 
 def _batches(files: list[Path], ends: dict[Path, int], active: Path) -> Iterator[pl.DataFrame]:

@@ -103,6 +103,17 @@ class Batch:
     end_line: int
 
 
+def owned(column: str) -> pl.Expr:
+    """A string column written anew, in buffers of its own.
+
+    A column selected, filtered or gathered from a decoded batch stays a
+    view into the batch's buffers and keeps all of them alive: rows kept
+    across batches (a fold's state, a compaction's held columns) must own
+    their strings, or memory grows with everything read. Nulls stay null.
+    """
+    return pl.concat_str([pl.col(column), pl.lit("")]).alias(column)
+
+
 def detect_encoding(head: bytes) -> Encoding:
     """Tell JSON lines from binary frames by content (the first bytes of a file, up to 64 KiB).
 

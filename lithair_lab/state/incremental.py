@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from lithair_lab.formats.batch import owned
+
 from . import fold
 from .columns import ANOMALY_SCHEMA, KEY
 from .fold import ENTITY, FIELD, IS_OBJ, ORD, PRESENT, SHAPE, START, WEIGHT
@@ -129,12 +131,11 @@ def _carried(flagged: pl.LazyFrame, fields: int) -> pl.LazyFrame:
         )
         .filter(pl.col("_needed"))
         .select(
-            # Copied: a filtered string column shares (and keeps alive) the
-            # whole chunk's buffers; carried ones must not hold every chunk's.
-            *(_copied(c) for c in CARRIED[:2]),
+            # carried from chunk to chunk: they must not keep every chunk's buffers alive
+            *(owned(c) for c in CARRIED[:2]),
             *CARRIED[2:5],
             "action",
-            _copied("payload"),
+            owned("payload"),
             # The version count rides on the entity's first carried record.
             pl.when((entity != entity.shift(1)).fill_null(value=True)).then(pl.col("_total")).cast(pl.UInt32).alias(WEIGHT),
             pl.lit(value=True).alias(START),
@@ -143,11 +144,6 @@ def _carried(flagged: pl.LazyFrame, fields: int) -> pl.LazyFrame:
             *(pl.col(f"{MASK}{w}") for w in range(words)),
         )
     )
-
-
-def _copied(column: str) -> pl.Expr:
-    """A string column in buffers of its own (concatenation writes new strings)."""
-    return (pl.col(column) + pl.lit("")).alias(column)
 
 
 def _state(rows: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
