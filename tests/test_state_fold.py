@@ -238,6 +238,7 @@ def test_folding_in_tiny_chunks_equals_one_chunk_and_the_naive_fold(events, rows
         whole = fold_all(load(frame), m, ReducerRegistry(), rows=10**6, warn=False)
         assert_same(tiny, naive(events, keep))
         assert _rows(tiny) == _rows(whole)
+        assert {m: f.columns for m, f in tiny.items()} == {m: f.columns for m, f in whole.items()}  # first appearance
         assert sorted(tiny) == sorted(whole) and tiny.events == whole.events
         # Every record is checked, superseded ones included, whatever the chunks.
         assert tiny.anomalies.equals(whole.anomalies)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -225,18 +226,28 @@ def fold_moments(history: History, moments: list[Moment], registry: ReducerRegis
     models = [dict.fromkeys(start.models if start is not None else ()) for start in starts]
     anomalies: list[list[pl.DataFrame]] = [[] for _ in moments]
     counted, custom = [0] * len(moments), [False] * len(moments)
-    for chunk in history.batches(rows or FOLD_ROWS, EVENT_COLUMNS):
+
+    def prepared(chunk: pl.DataFrame) -> tuple[dict[str, None], list[tuple[int, bool, incremental.Prepared, list[pl.DataFrame]] | None]]:
         seen = dict.fromkeys(str(x) for x in chunk["model"].drop_nulls().unique(maintain_order=True))
-        for i, (m, start, folded) in enumerate(zip(moments, starts, folds, strict=True)):
-            models[i].update(seen)
+        parts = []
+        for m, start in zip(moments, starts, strict=True):
             events = _selected(chunk, m, start)
             if not events.height:
+                parts.append(None)
                 continue
-            counted[i] += events.height
             types = [t for t in events["short_type"].drop_nulls().unique() if t in registry]
-            custom[i] = custom[i] or bool(types)
             frame, found = fold.crud_frame(events, custom_types=types)
-            anomalies[i] += [*found, folded.add(frame)]
+            parts.append((events.height, bool(types), incremental.prepare(frame), found))
+        return seen, parts
+
+    for seen, parts in _ahead(history.batches(rows or FOLD_ROWS, EVENT_COLUMNS), prepared):
+        for i, part in enumerate(parts):
+            models[i].update(seen)
+            if part is not None:
+                n, has_custom, ready, found = part
+                counted[i] += n
+                custom[i] = custom[i] or has_custom
+                anomalies[i] += [*found, folds[i].add(ready)]
     states = []
     for i, (m, start, folded) in enumerate(zip(moments, starts, folds, strict=True)):
         # Custom reducers are Python functions over the whole state, so such a
@@ -249,6 +260,31 @@ def fold_moments(history: History, moments: list[Moment], registry: ReducerRegis
         state.anomalies = _concat_anomalies(anomalies[i])
         states.append(state)
     return states
+
+
+def _ahead(items: Iterable[T], work: Callable[[T], U]) -> Iterator[U]:
+    """``work`` over ``items``, the next one done in a thread while the caller handles this one.
+
+    The read path and ``work`` (Polars, the C shapes pass) release the GIL,
+    so on two cores the next chunk is read and prepared while this one folds.
+    """
+    it = iter(items)
+
+    def step() -> U | object:
+        for item in it:
+            return work(item)
+        return _END
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lithair-lab-fold") as pool:
+        future = pool.submit(step)
+        while (result := future.result()) is not _END:
+            future = pool.submit(step)
+            yield result  # type: ignore[misc]
+
+
+_END = object()
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def _selected(events: pl.DataFrame, m: Moment, start: Start | None) -> pl.DataFrame:

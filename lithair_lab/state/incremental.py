@@ -17,6 +17,9 @@ and a cold fold decodes little more than the state itself.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 import polars as pl
 
 from lithair_lab.formats.batch import owned
@@ -47,13 +50,15 @@ class Fold:
         self.rows = pl.DataFrame(schema={**_CARRIED_SCHEMA, ENTITY: pl.UInt64(), f"{MASK}0": pl.UInt64()})
         self.seed = 0  # of the entity numbers
 
-    def add(self, rows: pl.DataFrame, *, anomalies: bool = True) -> pl.DataFrame:
-        """Fold ``rows`` onto the state so far; returns their anomalies (``ANOMALY_SCHEMA``)."""
-        if not rows.height:
+    def add(self, rows: pl.DataFrame | Prepared, *, anomalies: bool = True) -> pl.DataFrame:
+        """Fold ``rows`` (or what :func:`prepare` made of them) onto the state so far; returns their anomalies."""
+        prepared = rows if isinstance(rows, Prepared) else prepare(rows)
+        if not prepared.rows.height:
             return pl.DataFrame(schema=ANOMALY_SCHEMA)
-        events = self._classified(rows)
+        events = self._masked(prepared)
         while True:
-            events = events.with_columns(fold.entity([MODEL, KEY], self.seed))
+            if self.seed:
+                events = events.with_columns(fold.entity([MODEL, KEY], self.seed))
             touched = events.select(ENTITY).unique()
             held = self.rows.join(touched, on=ENTITY, how="semi")
             window = pl.concat([held, events], how="diagonal_relaxed").with_columns(_masks_filled(self.words))
@@ -83,20 +88,52 @@ class Fold:
         """How many mask words the widest model needs."""
         return max([1, *(-(-len(f) // 64) for f in self.fields.values())])
 
-    def _classified(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """The rows with their payload flags (:func:`fold.payload_flags`) and field masks."""
-        flagged, keys = fold.payload_flags(rows.drop("event_id"))
-        pairs = flagged.filter(pl.col("action") != "delete").select(MODEL, SHAPE).unique(maintain_order=True)
+    def _masked(self, prepared: Prepared) -> pl.DataFrame:
+        """The prepared rows with their field masks (fields met for the first time get the next bits)."""
         masks = []
-        for model, shape in pairs.iter_rows():
+        for model, shape in zip(prepared.pair_models, prepared.pair_shapes, strict=True):
             bits = self.fields.setdefault(model, {})
-            for k in keys[shape] or ():
+            for k in prepared.keys[shape] or ():
                 bits.setdefault(k, len(bits))
-            masks.append(sum(1 << bits[k] for k in keys[shape] or ()))
-        table = pairs.with_columns(
-            pl.Series(f"{MASK}{w}", [(m >> (64 * w)) & (2**64 - 1) for m in masks], pl.UInt64) for w in range(self.words)
-        )
-        return flagged.join(table, on=[MODEL, SHAPE], how="left").drop(SHAPE)
+            masks.append(sum(1 << bits[k] for k in prepared.keys[shape] or ()))
+        masks.append(0)  # deletes (pair -1) hold no field
+        words = [np.array([(m >> (64 * w)) & (2**64 - 1) for m in masks], np.uint64)[prepared.pair] for w in range(self.words)]
+        return prepared.rows.with_columns(pl.Series(f"{MASK}{w}", word, pl.UInt64) for w, word in enumerate(words))
+
+
+class Prepared(NamedTuple):
+    """Rows ready for :meth:`Fold.add`: what can be done before the state is known (:func:`prepare`)."""
+
+    rows: pl.DataFrame
+    """The rows with their payload flags (:func:`fold.payload_flags`) and entity numbers."""
+    keys: list[tuple[str, ...] | None]
+    """Per payload shape, the keys of its objects."""
+    pair: np.ndarray
+    """Per row, its (model, shape) pair; -1 for a delete."""
+    pair_models: list[str]
+    """Per pair (in order of first appearance), its model ..."""
+    pair_shapes: list[int]
+    """... and its shape."""
+
+
+def prepare(rows: pl.DataFrame) -> Prepared:
+    """The work on a chunk of rows that does not depend on the state: it can run ahead, in another thread."""
+    flagged, keys = fold.payload_flags(rows.drop("event_id"))
+    flagged = flagged.with_columns(fold.entity([MODEL, KEY]))
+    # A (model, shape) pair as one integer: the model's code in this chunk, then the shape.
+    models = flagged[MODEL].cast(pl.Categorical).to_physical().to_numpy().astype(np.uint64)
+    shapes = flagged[SHAPE].to_numpy().astype(np.uint64)
+    live = (flagged["action"] != "delete").to_numpy()
+    codes = np.where(live, (models << np.uint64(32)) | shapes, np.uint64(2**64 - 1))
+    unique, first, pair = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.argsort(first[: len(unique) - (not live.all())], kind="stable")  # first appearance; deletes' code is last
+    rank = np.full(len(unique), -1, np.int64)
+    rank[order] = np.arange(len(order))
+    rows_of = first[order]
+    return Prepared(
+        flagged.drop(SHAPE), keys, rank[pair.reshape(-1)],
+        flagged[MODEL].gather(rows_of).to_list(), flagged[SHAPE].gather(rows_of).to_list(),
+    )  # fmt: skip
 
 
 _CARRIED_SCHEMA = {MODEL: pl.String(), **{c: fold.ROW_SCHEMA[c] for c in CARRIED[1:-1]}, IS_OBJ: pl.Boolean()}
