@@ -11,8 +11,9 @@ sets comes from its *shape* (:mod:`lithair_lab.frames.payload`), one parse
 per shape rather than per record, and which payloads are JSON at all from a
 strict check in the same pass (orjson decides the rare ones it leaves
 open). Payloads are decoded once, when the state is asked for, and only
-those that hold a live value: memory holds the live state plus one chunk,
-and a cold fold decodes little more than the state itself.
+those that hold a live value: memory holds the live state plus a chunk or
+two (:func:`prepare` lets the next one be made ready in another thread), and
+a cold fold decodes little more than the state itself.
 """
 
 from __future__ import annotations
