@@ -21,7 +21,6 @@ keeping per live entity only the records its state needs) and
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Collection, Mapping
 from typing import Any
 from dataclasses import dataclass, field
@@ -229,11 +228,10 @@ def _is_json(text: str) -> bool:
 def flag_rows(rows: pl.DataFrame) -> pl.LazyFrame:
     """One model's rows (in ``ORD`` order) with their payload flags, flagged by :func:`life_flags`."""
     flagged = payload_flags(rows)[0].drop(SHAPE)
-    for seed in itertools.count():
-        ordered = by_entity(flagged.with_columns(entity([KEY], seed)), [KEY])
-        if ordered is not None:
-            return life_flags(ordered.lazy())
-    raise AssertionError  # (unreachable)
+    seed = 0
+    while (ordered := by_entity(flagged.with_columns(entity([KEY], seed)), [KEY])) is None:
+        seed += 1  # two entities share a number: another seed
+    return life_flags(ordered.lazy())
 
 
 ENTITY = "_entity"
