@@ -8,6 +8,7 @@ import warnings
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from test_state_helpers import T0, ev, frame_of
 
 import lithair_lab as ll
@@ -406,3 +407,30 @@ def test_damaged_directories_raise_or_fold_their_intact_records(tmp_path):
     assert s.events == len(SHOP) - 1
     assert "status" not in s["Order"].columns and entity(s, "Product", "p2")["name"] == "Ink v2"
     assert TimeMachine(path, on_damage="report").state_at()["User"].equals(s["User"])
+
+
+def test_the_frame_is_the_same_whatever_the_path(tmp_path):
+    """A fold from the journal, from a checkpoint (a restored directory) and
+    through the engine's replay (a custom reducer) give the same frame.
+
+    An upsert replaces the value, so the fields' first appearance in the
+    history (``id``) is not their order in the value (``name`` first):
+    columns are in name order. The superseded string of ``note`` does not
+    make its column JSON text: the state holds a number. The time machine
+    keeps one schema for the whole history, where ``note`` mixes types."""
+    events = [
+        ev("ProductCreated", {}, "p1", T0),
+        ev("ProductCreated", {"id": None}, "p1", T0),
+        ev("ProductCreated", {"price": 3, "name": 0, "note": "x", "id": None}, "p1", T0),
+        ev("ProductUpdated", {"note": 2}, "p1", T0),
+        ev("Pinged", {}, None, T0),  # folded by a custom reducer, if one is given
+    ]
+    frame = frame_of(events)
+    want = quiet(state_at, frame)["Product"]
+    assert want.columns == [*STATE_META, "id", "name", "note", "price"]
+    assert want["note"].dtype == pl.Int64
+    restored = quiet(ll.restore, frame, into=tmp_path / "r")
+    assert_frame_equal(quiet(state_at, restored)["Product"], want)
+    assert_frame_equal(quiet(state_at, frame, reducers={"Pinged": lambda *_: None})["Product"], want)
+    machine = quiet(TimeMachine, frame).state_at()["Product"]
+    assert machine.columns == want.columns and machine["note"].to_list() == ["2"]  # JSON text

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+from polars.testing import assert_frame_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_state_helpers import T0, ev, frame_of
@@ -16,7 +17,7 @@ from lithair_lab.engine.reducers import ReducerRegistry, ReplayState
 from lithair_lab.formats.envelope import Envelope
 from lithair_lab.state import fold
 from lithair_lab.state import CHANGED_AT, CHANGED_SEQ, KEY, VALUE, VERSION, TimeMachine, state_at
-from lithair_lab.state.at import fold_all, fold_all_at
+from lithair_lab.state.at import fold_all, fold_all_at, replay_frames
 from lithair_lab.state.moment import moment
 from lithair_lab.state.source import load
 
@@ -65,6 +66,7 @@ def assert_same(state: dict[str, pl.DataFrame], expected: dict[str, dict[str, tu
         want = expected.get(model, {})
         assert sorted(frame[KEY].to_list() if frame.height else []) == sorted(want), model
         fields = [c for c in frame.columns if not c.startswith("_")]
+        assert fields == sorted(fields), model  # name order, whatever the path
         for row in frame.iter_rows(named=True):
             value, version, ts, seq = want[row[KEY]]
             assert (row[VERSION], row[CHANGED_SEQ]) == (version, seq)
@@ -238,7 +240,7 @@ def test_folding_in_tiny_chunks_equals_one_chunk_and_the_naive_fold(events, rows
         whole = fold_all(load(frame), m, ReducerRegistry(), rows=10**6, warn=False)
         assert_same(tiny, naive(events, keep))
         assert _rows(tiny) == _rows(whole)
-        assert {m: f.columns for m, f in tiny.items()} == {m: f.columns for m, f in whole.items()}  # first appearance
+        assert {m: f.columns for m, f in tiny.items()} == {m: f.columns for m, f in whole.items()}
         assert sorted(tiny) == sorted(whole) and tiny.events == whole.events
         # Every record is checked, superseded ones included, whatever the chunks.
         assert tiny.anomalies.equals(whole.anomalies)
@@ -279,3 +281,48 @@ def test_a_field_whose_types_do_not_mix_across_chunks_becomes_json_text():
     for rows in (1, 2, 3, 10):
         state = fold_all(load(frame_of(events)), moment(), ReducerRegistry(), rows=rows, warn=False)
         assert state["Product"]["v"].to_list() == ['{"x":1}', "[3]", '{"x":2}'], rows
+
+
+MIXED = st.dictionaries(
+    st.sampled_from(["id", "a", "b"]),
+    st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=2), st.lists(st.integers(0, 2), max_size=2), st.fixed_dictionaries({"x": st.integers(0, 2) | st.text(max_size=1)})),
+    max_size=3,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.sampled_from(["ProductCreated", "ProductUpdated", "ProductDeleted"]), MIXED, KEYS), max_size=15),
+    st.integers(1, 5),
+)
+def test_the_frames_depend_on_the_state_alone_not_on_the_records_read(events, rows):
+    """A journal fold (in any chunks) and a fold from a checkpoint of the same
+    state give the same frames, dtypes included: superseded values read on
+    the way (of other JSON types, or the only non-null ones) do not count."""
+    events = [ev(t, body, key, T0 + i) for i, (t, body, key) in enumerate(events)]
+    replay = ReplayState()
+    for e in events:
+        replay.apply(Envelope(e["event_type"], "id", e["timestamp"], e["payload"], e["aggregate_id"]))
+    from_checkpoint = replay_frames(replay)
+    with _quiet():
+        journal = fold_all(load(frame_of(events)), moment(), ReducerRegistry(), rows=rows, warn=False)
+    assert sorted(m for m, f in journal.items() if f.height) == sorted(from_checkpoint)
+    for model, want in from_checkpoint.items():
+        assert_frame_equal(journal[model], want)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["ProductCreated", "ProductUpdated", "ProductDeleted"]), MIXED, KEYS), min_size=1, max_size=15))
+def test_the_time_machine_has_one_schema_for_every_moment(events):
+    """A time machine's columns keep their dtype from moment to moment (a
+    column that mixes JSON types anywhere in the history is JSON text at
+    every moment), so frames of several moments stack."""
+    events = [ev(t, body, key, T0 + i) for i, (t, body, key) in enumerate(events)]
+    with _quiet():
+        tm = TimeMachine(frame_of(events))
+    frames = [tm.state_at(position=p)["Product"] for p in range(1, len(events) + 1)]
+    dtypes: dict[str, set[pl.DataType]] = {}
+    for frame in frames:
+        for column, dtype in frame.schema.items():
+            dtypes.setdefault(column, set()).add(dtype)
+    assert all(len(d) == 1 for d in dtypes.values()), dtypes

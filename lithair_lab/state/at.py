@@ -36,8 +36,10 @@ class State(dict[str, pl.DataFrame]):
     Each frame has one row per live entity: the columns of
     :data:`lithair_lab.state.STATE_META` (``_key``, ``_version``,
     ``_changed_at``, ``_changed_seq``), then the fields that some live entity
-    holds (even as null). Every model seen anywhere in the history has a
-    frame, empty (only the meta columns) when nothing of it is live.
+    holds (even as null), in name order: the same columns whichever path
+    (journal, checkpoint, time machine) folded the state. Every model seen
+    anywhere in the history has a frame, empty (only the meta columns) when
+    nothing of it is live.
 
     Attributes
     ----------
@@ -135,9 +137,10 @@ def state_at(
     a time, each folded onto the state so far), so memory holds the live
     state and one chunk whatever the history's length. Every payload is
     checked: one that is not JSON is reported (``bad_payload``) and applied
-    as null, as the engine applies it. A field whose values in the payloads
-    the state is read from (the last to set each field of each live entity)
-    have JSON types that do not mix is given as JSON text.
+    as null, as the engine applies it. The dtypes come from the state's
+    values alone, whichever records were read (a checkpoint's, the
+    journal's): a field whose values there have JSON types that do not mix
+    (a string here, a number there) is given as JSON text.
 
     See Also
     --------

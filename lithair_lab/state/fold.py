@@ -417,7 +417,9 @@ def finish_plans(rows: pl.LazyFrame, fields: list[str]) -> tuple[pl.LazyFrame, p
     Collect both (with others, in one ``collect_all``) and pass them to
     :func:`finished`.
     """
-    present = [f for f in fields if PRESENT + f in rows.collect_schema()]
+    # Fields in name order: first appearance would depend on the path
+    # (checkpoint, replay, index) and on superseded records, not on the state.
+    present = sorted(f for f in fields if PRESENT + f in rows.collect_schema())
     # A value that is not an object is kept as its JSON text (a payload that
     # is not JSON is "null" by now: :func:`payload_flags`).
     value = pl.when(pl.col(IS_OBJ).not_()).then(pl.col("payload"))

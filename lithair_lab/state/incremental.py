@@ -11,23 +11,26 @@ sets comes from its *shape* (:mod:`lithair_lab.frames.payload`), one parse
 per shape rather than per record, and which payloads are JSON at all from a
 strict check in the same pass (orjson decides the rare ones it leaves
 open). Payloads are decoded once, when the state is asked for, and only
-those that hold a live value: memory holds the live state plus a chunk or
+those that hold a live value (merged per entity first, so that the frame
+depends on the state alone): memory holds the live state plus a chunk or
 two (:func:`prepare` lets the next one be made ready in another thread), and
 a cold fold decodes little more than the state itself.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 import polars as pl
 
+from lithair_lab.formats import crud
 from lithair_lab.formats.batch import owned
 
 from . import fold
 from .columns import ANOMALY_SCHEMA, KEY
-from .fold import ENTITY, FIELD, IS_OBJ, ORD, PRESENT, SHAPE, START, WEIGHT
+from .fold import ENTITY, IS_OBJ, ORD, SHAPE, START, WEIGHT
 
 MODEL = "model"
 MASK = "_mask"
@@ -81,7 +84,7 @@ class Fold:
         """The state frame of each model with a live entity."""
         out = {}
         for (model,), rows in self.rows.partition_by(MODEL, as_dict=True, maintain_order=True).items():
-            out[str(model)] = _state(rows.drop(MODEL, ENTITY), list(self.fields.get(str(model), {})))
+            out[str(model)] = _state(rows.drop(MODEL, ENTITY))
         return out
 
     @property
@@ -184,19 +187,32 @@ def _carried(flagged: pl.LazyFrame, fields: int) -> pl.LazyFrame:
     )
 
 
-def _state(rows: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
-    """One model's state frame from its carried records: decoded, each field from its last holder."""
-    decoded, found, _text = fold.decode_rows(rows)
-    order = [f for f in fields if f in found]
+def _state(rows: pl.DataFrame) -> pl.DataFrame:
+    """One model's state frame from its carried records (each entity's together, in order).
+
+    Each live entity's value is merged from its records by the engine's own
+    rule (:func:`lithair_lab.formats.crud.apply`), then the values are
+    decoded together. So the frame depends on the state alone, not on the
+    superseded values those records also hold: a fold from a checkpoint of
+    the same state gives the same frame, dtypes included. (A Python step per
+    carried record, not per event: a few per live entity.)
+    """
+    values: dict[str, Any] = {}
+    for key, action, text in zip(*(rows[c].to_list() for c in (KEY, "action", "payload")), strict=True):
+        crud.apply(values, action, key, orjson.loads(text))
     weight = pl.col(WEIGHT)
-    values = decoded.lazy().group_by(KEY).agg(
-        *(pl.col(FIELD + f).filter(pl.col(PRESENT + f)).last() for f in order),
-        *(pl.col(PRESENT + f).fill_null(value=False).any() for f in order),
-        pl.when(pl.col(IS_OBJ).last().not_()).then(pl.col("payload").last()).alias("payload"),
-        pl.col(IS_OBJ).last(),
+    meta = rows.group_by(KEY, maintain_order=True).agg(
         pl.when(weight.is_not_null().any()).then(weight.sum()).cast(pl.UInt32).alias(WEIGHT),
         pl.col("seq").last(),
         pl.col("timestamp").last(),
     )
-    return fold.finished(*pl.collect_all(fold.finish_plans(values, order), engine=fold.ENGINE))
-
+    merged = pl.DataFrame(
+        {
+            KEY: list(values),
+            "payload": [orjson.dumps(v).decode() for v in values.values()],
+            IS_OBJ: [isinstance(v, dict) for v in values.values()],
+        },
+        schema={KEY: pl.String(), "payload": pl.String(), IS_OBJ: pl.Boolean()},
+    )
+    decoded, fields, _text = fold.decode_rows(meta.join(merged, on=KEY))
+    return fold.finished(*pl.collect_all(fold.finish_plans(decoded.lazy(), fields), engine=fold.ENGINE))

@@ -80,8 +80,14 @@ class TimeMachine:
 
     Notes
     -----
-    The frames answer as :func:`lithair_lab.state_at` does (same columns:
-    the fields some live entity holds). In a history whose clock goes back
+    The frames answer as :func:`lithair_lab.state_at` does, with the same
+    columns (the fields some live entity holds, in name order). Their dtypes
+    are the history's, though: each model's records are decoded together
+    once, so a column keeps its dtype from moment to moment and frames of
+    several moments stack; a field whose JSON types mix anywhere in the
+    history is JSON text at every moment. (The queries that fold, with
+    custom reducers or in a history whose clock goes back, type the state
+    alone, as ``state_at`` does.) In a history whose clock goes back
     (or has records without a time), the records up to a time are not a
     prefix; a time query there folds the decoded records stamped up to it,
     which costs a pass over them. ``benchmarks/bench_state.py`` measures the
