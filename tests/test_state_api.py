@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
+import threading
 import warnings
 
 import polars as pl
@@ -370,6 +372,58 @@ def test_queries_after_a_checkpoint_start_from_it(tmp_path, monkeypatch):
     assert len(starts) == 1
     assert late["Product"].equals(state_at(frame_of(SHOP), T0 + 3600)["Product"])
     assert early["User"].equals(state_at(frame_of(SHOP), T0 + 60)["User"])
+
+
+@pytest.mark.parametrize("rotated", [False, True], ids=["one_journal", "rotated"])
+def test_a_fold_from_a_checkpoint_reads_the_journal_once(tmp_path, monkeypatch, rotated):
+    """Finding the checkpoint's start reads the records it covers; the fold
+    goes on with that read rather than reading them again. Each of two
+    stores is read once, and the state is the one folded without the
+    checkpoint (a model with nothing live included)."""
+    from lithair_lab.frames import walk
+
+    for name in ("a", "b"):
+        with ll.open_store(tmp_path / "d" / name, max_log_file_size=300 if rotated else None) as store:
+            store.append("OrderCreated", {"id": "o1"}, aggregate_id="o1", timestamp=T0)
+            store.append("OrderDeleted", {"id": "o1", "why": "test"}, aggregate_id="o1", timestamp=T0 + 1)
+            for i in range(6):
+                store.append("ProductCreated", {"id": f"p{i}", "n": i}, aggregate_id=f"p{i}", timestamp=T0 + 2)
+            store.snapshot()
+            store.append("ProductUpdated", {"n": 9}, aggregate_id="p1", timestamp=T0 + 3)
+    reads = []
+    real = walk.walk
+    monkeypatch.setattr(walk, "walk", lambda stores, **kw: reads.append(stores) or real(stores, **kw))
+    got = quiet(state_at, tmp_path / "d")
+    assert len(reads) == 2  # one read per store
+    whole = quiet(state_at, ll.read(tmp_path / "d"))  # the records alone, no checkpoint
+    assert sorted(got) == sorted(whole) == ["Order", "Product"] and got["Order"].height == 0
+    assert_frame_equal(got["Product"], whole["Product"])
+    assert got.events == whole.events == 2 * 9
+    early = quiet(state_at, tmp_path / "d", T0 + 1)  # before the checkpoint: read from the first record
+    assert early["Order"].height == 0 and early["Product"].height == 0
+    assert any((tmp_path / "d" / "a").glob("events.raftlog.*")) == rotated
+
+
+def test_a_history_let_go_leaves_no_reading_thread(tmp_path):
+    """The read that found a start is kept for the fold, with its reading
+    threads. A history let go without using it lets them go at once: not
+    later, by the garbage collector, which may run in any thread (one of
+    Polars') and deadlock joining them."""
+    from lithair_lab.state.source import stream
+
+    def reading() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("lithair_lab-read")}
+
+    write_shop(tmp_path / "shop")
+    gc.disable()
+    try:
+        before = reading()
+        histories = stream(tmp_path / "shop")
+        assert histories[0].start is not None and reading() - before
+        del histories
+        assert not reading() - before
+    finally:
+        gc.enable()
 
 
 def test_time_machine_with_custom_reducers_replays_from_its_checkpoints():

@@ -243,7 +243,9 @@ def fold_moments(history: History, moments: list[Moment], registry: ReducerRegis
             parts.append((events.height, bool(types), incremental.prepare(frame), found))
         return seen, parts
 
-    for seen, parts in _ahead(history.batches(rows or FOLD_ROWS, EVENT_COLUMNS), prepared):
+    # When every moment folds from the start, the records it covers are not read again.
+    after_start = all(start is not None for start in starts)
+    for seen, parts in _ahead(history.batches(rows or FOLD_ROWS, EVENT_COLUMNS, after_start=after_start), prepared):
         for i, part in enumerate(parts):
             models[i].update(seen)
             if part is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,32 +55,65 @@ READ_BYTES = 8 << 20
 """Bytes of a journal a streamed history decodes at a time (the read path keeps two such chunks ahead)."""
 
 
-@dataclass
 class History:
     """A store's records plus what is known about its beginning.
 
     The records are either held (``events``, from :func:`load`) or read
     again, chunk by chunk, each time they are needed (``reader``, from
     :func:`stream`): folding a streamed history holds one chunk at a time.
+    A ``checkpoint`` becomes the :attr:`start` when that is first asked for,
+    since finding it reads the records it covers; the first fold from the
+    start then goes on with that read (:meth:`batches`), one history after
+    another.
     """
 
-    events: pl.DataFrame | None
-    start: Start | None = None
-    path: Path | None = None
-    reader: Callable[[], Iterator[pl.DataFrame]] | None = None
+    def __init__(
+        self,
+        events: pl.DataFrame | None,
+        start: Start | None = None,
+        path: Path | None = None,
+        reader: Callable[[], Iterator[pl.DataFrame]] | None = None,
+        *,
+        checkpoint: checkpoint.Checkpoint | None = None,
+    ) -> None:
+        self.events, self.path, self.reader = events, path, reader
+        self._start, self._checkpoint = start, checkpoint
+        # The read that found the start, after what it covers. It must not refer
+        # back to this object: in a reference cycle it would be finalized (its
+        # reading threads joined) by whichever thread runs the garbage collector.
+        self._resume: Generator[pl.DataFrame] | None = None
 
-    def batches(self, rows: int | None = None, columns: Sequence[str] | None = None) -> Iterator[pl.DataFrame]:
+    @property
+    def start(self) -> Start | None:
+        """The checkpoint state to fold from, if any (found on first use)."""
+        if self._checkpoint is not None:
+            self._start, rest = _start_from_checkpoint(self, self._checkpoint)
+            self._resume = rest if self.events is None else None
+            self._checkpoint = None
+        return self._start
+
+    def batches(
+        self, rows: int | None = None, columns: Sequence[str] | None = None, *, after_start: bool = False
+    ) -> Iterator[pl.DataFrame]:
         """The records in order, in frames of ``rows`` rows (the last one shorter).
 
         Without ``rows``: held records in frames of :data:`BATCH_ROWS`, read
         ones as the read path decodes them. ``columns`` selects columns first
-        (before small frames are gathered into one).
+        (before small frames are gathered into one). ``after_start``: the
+        caller skips the records the start covers, so the first such call
+        may go on with the read that found the start instead of reading
+        those records again (it then begins somewhere among them).
         """
         frames: Iterable[pl.DataFrame]
         if self.events is not None:
             frames = [self.events]
             rows = rows or BATCH_ROWS
+        elif after_start and self.start is not None and self._resume is not None:
+            frames, self._resume = self._resume, None
         else:
+            if self._resume is not None:  # not wanted: let go of its file and threads here and now
+                self._resume.close()
+                self._resume = None
             assert self.reader is not None
             frames = self.reader()
         if columns is not None:
@@ -187,17 +220,15 @@ def _stores(source: Source, on_damage: str, *, held: bool) -> list[History]:
         parts = {str(part["store"][0]): part for part in _by_store(frame)} if frame.height else {}
     histories = []
     for store in stores:
+        cp = plan(store, strict=on_damage == "raise").checkpoint
         if frame is not None:
-            history = History(parts.get(store.name, frame.clear()), path=store.directory)
+            history = History(parts.get(store.name, frame.clear()), path=store.directory, checkpoint=cp)
         else:
             def reader(store=store) -> Iterator[pl.DataFrame]:  # noqa: ANN001 - bound per store
                 return (step.records for step in walk([store], on_damage=on_damage, chunk_size=READ_BYTES))  # type: ignore[arg-type]
 
-            history = History(None, path=store.directory, reader=reader)
-        cp = plan(store, strict=on_damage == "raise").checkpoint
-        if cp is not None:
-            history.start = _start_from_checkpoint(history, cp)
-        elif (store.directory / layout.SNAPSHOT).is_file():
+            history = History(None, path=store.directory, reader=reader, checkpoint=cp)
+        if cp is None and (store.directory / layout.SNAPSHOT).is_file():
             _legacy_snapshot(store.directory / layout.SNAPSHOT)
         histories.append(history)
     return histories
@@ -223,12 +254,13 @@ def _legacy_snapshot(snap: Path) -> None:
         )
 
 
-def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start | None:
+def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> tuple[Start | None, Generator[pl.DataFrame] | None]:
+    """The start a checkpoint gives (None: fold the records themselves), and the rest of the read that found it."""
     snap = (history.path or Path()) / layout.SNAPSHOT
     state = orjson.loads(cp.state)
     if not (isinstance(state, dict) and state.get("format") == checkpoint.STATE_FORMAT):
         if cp.journal == layout.ACTIVE or (state in ({}, None) and cp.covered_events == 0):
-            return None  # an upstream checkpoint over records we hold: fold the records themselves
+            return None, None  # an upstream checkpoint over records we hold: fold the records themselves
         raise CheckpointError(
             snap,
             f"its state is not in `{checkpoint.STATE_FORMAT}` form and the records it covers were removed with the"
@@ -237,7 +269,8 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
     segments = None
     if cp.journal == layout.ACTIVE:
         segments = state["segments"] if isinstance(state.get("segments"), int) else -1
-    present, latest, after = _prefix(history.batches(), cp.covered_events, segments)
+    frames = iter([history.events]) if history.events is not None else history.reader()  # type: ignore[misc]
+    present, latest, after, rest = _prefix(frames, cp.covered_events, segments)
     events_covered = state.get("events")
     if not isinstance(events_covered, int) or events_covered < present:
         raise CheckpointError(snap, f"its state covers {events_covered!r} records, but {present} precede it")
@@ -255,23 +288,25 @@ def _start_from_checkpoint(history: History, cp: checkpoint.Checkpoint) -> Start
         models=state.get("models", {}),
         versions=state.get("versions", {}),
         complete=complete,
-    )
+    ), rest
 
 
 def _prefix(
-    batches: Iterable[pl.DataFrame], covered: int, segments: int | None
-) -> tuple[int, dt.datetime | None, dt.datetime | None]:
+    frames: Iterator[pl.DataFrame], covered: int, segments: int | None
+) -> tuple[int, dt.datetime | None, dt.datetime | None, Generator[pl.DataFrame]]:
     """The records a checkpoint covers, read from the first ones on (stops after them).
 
     The covered records are the first ``covered`` rows (positions, whatever
     numbering the frame's `seq` uses after them); for a checkpoint of the
     active journal (``segments`` not None: the last whole rotated segment it
     covers, -1 for all) the rows of those segments, which come first, count
-    too. Returns how many of them are present, their latest timestamp, and
-    the timestamp of the record that follows them (None when none does).
+    too. Returns how many of them are present, their latest timestamp, the
+    timestamp of the record that follows them (None when none does), and
+    the rest of ``frames`` from the frame that holds that record on (the
+    engine's state names every model of the records it covers).
     """
     seen, latest, after = 0, None, None
-    for frame in batches:
+    for frame in frames:
         whole = None
         if segments is not None:
             number = frame["file"].str.extract(r"^events\.raftlog\.(\d+)$").cast(pl.Int64)
@@ -284,5 +319,13 @@ def _prefix(
             after = frame["timestamp"][covered - seen]
         seen += frame.height
         if after is not None and (whole is None or not whole.fill_null(value=False).all()):
-            break  # past the covered rows, and no whole segment follows the first row that is not one
-    return min(seen, covered), latest, after  # type: ignore[return-value]
+            # past the covered rows, and no whole segment follows the first row that is not one
+            return min(seen, covered), latest, after, _then(frame, frames)
+    return min(seen, covered), latest, after, _then(None, frames)  # type: ignore[return-value]
+
+
+def _then(first: pl.DataFrame | None, rest: Iterator[pl.DataFrame]) -> Generator[pl.DataFrame]:
+    """``first`` (unless None), then ``rest``; closing it closes ``rest``."""
+    if first is not None:
+        yield first
+    yield from rest
