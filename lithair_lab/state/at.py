@@ -226,6 +226,7 @@ def fold_moments(history: History, moments: list[Moment], registry: ReducerRegis
     for folded, start in zip(folds, starts, strict=True):
         if start is not None:
             folded.add(_start_frame(start.models, start.versions), anomalies=False)
+    # A start's state names the model of every record it covers (the engine keeps emptied ones).
     models = [dict.fromkeys(start.models if start is not None else ()) for start in starts]
     anomalies: list[list[pl.DataFrame]] = [[] for _ in moments]
     counted, custom = [0] * len(moments), [False] * len(moments)

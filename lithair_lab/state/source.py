@@ -302,8 +302,7 @@ def _prefix(
     covers, -1 for all) the rows of those segments, which come first, count
     too. Returns how many of them are present, their latest timestamp, the
     timestamp of the record that follows them (None when none does), and
-    the rest of ``frames`` from the frame that holds that record on (the
-    engine's state names every model of the records it covers).
+    the rest of ``frames`` from the frame that holds that record on.
     """
     seen, latest, after = 0, None, None
     for frame in frames:
