@@ -338,17 +338,16 @@ def column_name(field: str) -> str:
     return COLLISION_PREFIX + field if field in STATE_META or field == VALUE else field
 
 
-def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
-    """Add the decoded field columns and their presence flags to fold rows.
+def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Add the decoded field columns and their presence flags to fold rows; returns the rows and their fields.
 
     A field is present in a row when the row's payload holds it, even as
-    null (the payload decoder tells an explicit null from an absent key).
-    Returns the rows, their fields, and the fields kept as JSON text (their
-    values have JSON types that do not mix).
+    null (the payload decoder tells an explicit null from an absent key). A
+    field whose values have JSON types that do not mix is JSON text.
     """
     rows = rows.with_row_index("_row")
     objects = rows.filter(pl.col(IS_OBJ))
-    struct, present, text = _decode(objects["payload"])
+    struct, present = _decode(objects["payload"])
     fields = list(struct.struct.fields)
     decoded = objects.with_columns(
         *(struct.struct.field(f).alias(FIELD + f) for f in fields),
@@ -357,19 +356,19 @@ def decode_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, list[str], set[str]]:
     others = rows.filter(pl.col(IS_OBJ).not_())
     if others.height:  # back in the rows' order: the folds' `last()` relies on it
         decoded = pl.concat([decoded, others], how="diagonal_relaxed").sort("_row")
-    return decoded.drop("_row"), fields, text
+    return decoded.drop("_row"), fields
 
 
-def _decode(payloads: pl.Series) -> tuple[pl.Series, pl.DataFrame, set[str]]:
-    """Payloads -> (struct, presence frame, fields kept as JSON text), by the package's payload decoder.
+def _decode(payloads: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
+    """Payloads -> (struct, presence frame), by the package's payload decoder.
 
     A field whose values have several JSON types (an object and a list, a
     string and a number) is kept as JSON text, faithfully.
     """
     if len(payloads) == 0:
-        return pl.Series(payloads.name, [], pl.Struct({})), pl.DataFrame(), set()
+        return pl.Series(payloads.name, [], pl.Struct({})), pl.DataFrame()
     decoded = payload.decode_objects(payloads, strict=False, presence=True)
-    return decoded.struct, decoded.presence, set(decoded.text)  # type: ignore[return-value]
+    return decoded.struct, decoded.presence  # type: ignore[return-value]
 
 
 def start_rows(models: Mapping[str, Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelRows]:
@@ -498,8 +497,8 @@ class VersionIndex:
     it, not every version of the model.
     """
 
-    def __init__(self, rows: pl.DataFrame, fields: list[str], text: set[str], *, step: int = 4096) -> None:
-        self.fields, self.text, self.step = fields, text, step
+    def __init__(self, rows: pl.DataFrame, fields: list[str], *, step: int = 4096) -> None:
+        self.fields, self.step = fields, step
         self.rows = rows.sort(ORD, maintain_order=True)
         order = self.rows[ORD]
         nxt = self.rows[NEXT]

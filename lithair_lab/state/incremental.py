@@ -214,5 +214,5 @@ def _state(rows: pl.DataFrame) -> pl.DataFrame:
         },
         schema={KEY: pl.String(), "payload": pl.String(), IS_OBJ: pl.Boolean()},
     )
-    decoded, fields, _text = fold.decode_rows(meta.join(merged, on=KEY))
+    decoded, fields = fold.decode_rows(meta.join(merged, on=KEY))
     return fold.finished(*pl.collect_all(fold.finish_plans(decoded.lazy(), fields), engine=fold.ENGINE))

@@ -143,8 +143,8 @@ class TimeMachine:
             model = fold.concat_rows(base.get(name), rows.models.get(name))
             flagged = fold.flag_rows(model.rows).collect(engine=fold.ENGINE)
             found.append(fold.anomalies_of(flagged.lazy(), name).collect(engine=fold.ENGINE))
-            decoded, fields, text = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
-            self._index[name] = fold.VersionIndex(fold.versions(decoded, fields), fields, text, step=self.every)
+            decoded, fields = fold.decode_rows(flagged.select(*fold.ROW_SCHEMA, fold.IS_OBJ, "_valid"))
+            self._index[name] = fold.VersionIndex(fold.versions(decoded, fields), fields, step=self.every)
             if not self._prefix_times:
                 self._rows.append(model.rows.select(pl.lit(name).alias("model"), pl.all()))
         self._names = sorted({*self._index, *(str(m) for m in h.events["model"].drop_nulls().unique())})
